@@ -1,0 +1,362 @@
+//! The byte formats: segment header, frame, sync marker. Little-endian everywhere.
+//!
+//! A segment (one WAL segment file, one record-log file, one flash segment) is a header
+//! followed by frames, each padded to the segment's alignment:
+//!
+//! ```text
+//!  segment header (48 bytes)
+//!  0       4   5   6   7   8               16              24              32              40      44      48
+//!  +-------+---+---+---+---+---------------+---------------+---------------+---------------+-------+-------+
+//!  | magic |ver|knd|aln|rsv|    log_id     |   segment     |   first_id    |   prev_end    |  rsv  |  crc  |
+//!  +-------+---+---+---+---+---------------+---------------+---------------+---------------+-------+-------+
+//!   "DURL"  1   1=WAL     0   random id of   this segment's  id of the first  where the      0      CRC-32C of
+//!               2=rlog        the log        number          frame in here    previous         bytes 0..44
+//!                   log2 of alignment                                         segment ends
+//!                                                                             (0: not recorded)
+//!
+//!  frame (8-byte header, payload, zero padding to the alignment)
+//!  0       4       8                        8+len
+//!  +-------+-------+------------------------+-----+
+//!  |  crc  | word  | payload                | pad |
+//!  +-------+-------+------------------------+-----+
+//!  word = kind << 28 | len          kind: 1 = entry, 2 = sync marker (0 and 15 never valid)
+//!  crc  = CRC-32C(log_id ‖ segment ‖ entry_id ‖ word ‖ payload)     (ids as u64 LE)
+//! ```
+//!
+//! Why this shape:
+//! - The checksum covers the frame's identity (log, segment, entry id) without storing
+//!   it: bytes from another log, another segment or another position (stale or
+//!   preallocated space, a segment copied under a new number, a dropped frame) fail it.
+//!   The entry id is implicit — `first_id` plus the frame's index — and still checked.
+//! - An all-zero or all-0xFF word has kind 0 or 15, so neither zeroed nor erased space
+//!   ever decodes as a frame, whatever the checksum happens to be.
+//! - 8 header bytes: a 50-byte entry on 4-byte flash words programs 60 bytes.
+//! - A sync marker (kind 2, entry id 0 in the checksum) records a durable watermark;
+//!   see `docs/design.md` for the argument and [`crate::segment`] for its use.
+
+use crate::checksum::Crc32c;
+
+/// Segment header magic.
+pub const MAGIC: [u8; 4] = *b"DURL";
+/// Format version written by this build.
+pub const VERSION: u8 = 1;
+
+/// Segment header field offsets.
+pub mod header {
+    use core::ops::Range;
+    /// `magic`: [`MAGIC`](super::MAGIC).
+    pub const MAGIC: Range<usize> = 0..4;
+    /// `version`: [`VERSION`](super::VERSION).
+    pub const VERSION: usize = 4;
+    /// `kind`: [`LogKind`](super::LogKind).
+    pub const KIND: usize = 5;
+    /// `align_log2`: frames are padded to `1 << align_log2` bytes.
+    pub const ALIGN_LOG2: usize = 6;
+    /// Reserved, zero.
+    pub const RESERVED0: usize = 7;
+    /// `log_id`: random identity of the log, shared by all its segments.
+    pub const LOG_ID: Range<usize> = 8..16;
+    /// `segment`: this segment's number.
+    pub const SEGMENT: Range<usize> = 16..24;
+    /// `first_id`: entry id of the first frame in this segment.
+    pub const FIRST_ID: Range<usize> = 24..32;
+    /// `prev_end`: end of the valid data of the previous segment; 0 when not recorded.
+    pub const PREV_END: Range<usize> = 32..40;
+    /// Reserved, zero.
+    pub const RESERVED1: Range<usize> = 40..44;
+    /// `crc`: CRC-32C of bytes `0..44`.
+    pub const CRC: Range<usize> = 44..48;
+    /// Header length.
+    pub const LEN: usize = 48;
+}
+
+/// Frame header field offsets.
+pub mod frame {
+    use core::ops::Range;
+    /// `crc`: CRC-32C of identity, word and payload.
+    pub const CRC: Range<usize> = 0..4;
+    /// `word`: kind (bits 28..32) and payload length (bits 0..28).
+    pub const WORD: Range<usize> = 4..8;
+    /// Header length; the payload follows.
+    pub const HEADER_LEN: usize = 8;
+    /// Shift of the kind inside `word`.
+    pub const KIND_SHIFT: u32 = 28;
+    /// Mask of the length inside `word`.
+    pub const LEN_MASK: u32 = (1 << KIND_SHIFT) - 1;
+}
+
+/// Sync marker payload field offsets.
+pub mod marker {
+    use core::ops::Range;
+    /// `watermark`: bytes `0..watermark` of this segment were durable when it was written.
+    pub const WATERMARK: Range<usize> = 0..8;
+    /// `next_id`: entry id the next entry frame after the watermark carries.
+    pub const NEXT_ID: Range<usize> = 8..16;
+    /// Payload length.
+    pub const LEN: usize = 16;
+}
+
+const _: () = assert!(header::CRC.end == header::LEN);
+const _: () = assert!(frame::HEADER_LEN == frame::WORD.end);
+const _: () = assert!(MAX_ENTRY_LEN <= frame::LEN_MASK);
+
+/// Largest entry payload, for writer and reader alike: 64 MiB.
+pub const MAX_ENTRY_LEN: u32 = 64 * 1024 * 1024;
+
+/// Largest supported alignment (flash words up to 32 bytes).
+pub const MAX_ALIGN: usize = 32;
+
+/// What a segment belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// A WAL segment.
+    Wal = 1,
+    /// A record log (a single segment).
+    RecordLog = 2,
+}
+
+/// Frame kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A log entry or record.
+    Entry = 1,
+    /// A durable-watermark marker.
+    SyncMarker = 2,
+}
+
+impl FrameKind {
+    fn from_bits(bits: u32) -> Option<Self> {
+        match bits {
+            1 => Some(FrameKind::Entry),
+            2 => Some(FrameKind::SyncMarker),
+            _ => None,
+        }
+    }
+}
+
+/// Owned form of a segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// WAL segment or record log.
+    pub kind: LogKind,
+    /// log2 of the frame alignment.
+    pub align_log2: u8,
+    /// Identity of the log.
+    pub log_id: u64,
+    /// This segment's number.
+    pub segment: u64,
+    /// Entry id of the first frame.
+    pub first_id: u64,
+    /// End of the previous segment's valid data, 0 when not recorded.
+    pub prev_end: u64,
+}
+
+/// Why a header does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer than [`header::LEN`] bytes.
+    Short,
+    /// Wrong magic, checksum, kind or reserved bytes: not a header (or a torn one).
+    Invalid,
+    /// A valid header of a version this build does not read.
+    Version(u8),
+}
+
+impl SegmentHeader {
+    /// Frame alignment in bytes.
+    pub fn align(&self) -> usize {
+        1 << self.align_log2
+    }
+
+    /// Offset of the first frame.
+    pub fn data_start(&self) -> u64 {
+        align_up(header::LEN as u64, self.align())
+    }
+
+    /// Writes the header into `out[..header::LEN]`.
+    pub fn emit(&self, out: &mut [u8; header::LEN]) {
+        out.fill(0);
+        out[header::MAGIC].copy_from_slice(&MAGIC);
+        out[header::VERSION] = VERSION;
+        out[header::KIND] = self.kind as u8;
+        out[header::ALIGN_LOG2] = self.align_log2;
+        out[header::LOG_ID].copy_from_slice(&self.log_id.to_le_bytes());
+        out[header::SEGMENT].copy_from_slice(&self.segment.to_le_bytes());
+        out[header::FIRST_ID].copy_from_slice(&self.first_id.to_le_bytes());
+        out[header::PREV_END].copy_from_slice(&self.prev_end.to_le_bytes());
+        let crc = crate::checksum::crc32c(&out[..header::CRC.start]);
+        out[header::CRC].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Parses and validates a header.
+    pub fn parse(bytes: &[u8]) -> Result<Self, HeaderError> {
+        let b = bytes.get(..header::LEN).ok_or(HeaderError::Short)?;
+        if b[header::MAGIC] != MAGIC {
+            return Err(HeaderError::Invalid);
+        }
+        if crate::checksum::crc32c(&b[..header::CRC.start]) != le_u32(&b[header::CRC]) {
+            return Err(HeaderError::Invalid);
+        }
+        if b[header::VERSION] != VERSION {
+            return Err(HeaderError::Version(b[header::VERSION]));
+        }
+        let kind = match b[header::KIND] {
+            1 => LogKind::Wal,
+            2 => LogKind::RecordLog,
+            _ => return Err(HeaderError::Invalid),
+        };
+        let align_log2 = b[header::ALIGN_LOG2];
+        if (1usize << align_log2.min(31)) > MAX_ALIGN
+            || b[header::RESERVED0] != 0
+            || b[header::RESERVED1] != [0; 4]
+        {
+            return Err(HeaderError::Invalid);
+        }
+        Ok(SegmentHeader {
+            kind,
+            align_log2,
+            log_id: le_u64(&b[header::LOG_ID]),
+            segment: le_u64(&b[header::SEGMENT]),
+            first_id: le_u64(&b[header::FIRST_ID]),
+            prev_end: le_u64(&b[header::PREV_END]),
+        })
+    }
+}
+
+/// The checksum state after the identity prefix of a segment's frames; cloned per frame.
+#[derive(Clone)]
+pub struct FrameSeal {
+    prefix: Crc32c,
+}
+
+impl FrameSeal {
+    /// The seal for frames of segment `segment` of log `log_id`.
+    pub fn new(log_id: u64, segment: u64) -> Self {
+        let mut prefix = Crc32c::new();
+        prefix.update(&log_id.to_le_bytes());
+        prefix.update(&segment.to_le_bytes());
+        FrameSeal { prefix }
+    }
+
+    /// Checksum of a frame with implicit `entry_id` (0 for markers), `word` and `payload`.
+    pub fn checksum(&self, entry_id: u64, word: u32, payload: &[u8]) -> u32 {
+        let mut crc = self.begin(entry_id, word);
+        crc.update(payload);
+        crc.finalize()
+    }
+
+    /// The checksum state before the payload, for payloads read in pieces.
+    pub fn begin(&self, entry_id: u64, word: u32) -> Crc32c {
+        let mut crc = self.prefix.clone();
+        crc.update(&entry_id.to_le_bytes());
+        crc.update(&word.to_le_bytes());
+        crc
+    }
+
+    /// Fills `header` for a frame whose payload is already in place.
+    pub fn seal(&self, kind: FrameKind, entry_id: u64, payload: &[u8]) -> [u8; frame::HEADER_LEN] {
+        let word = (kind as u32) << frame::KIND_SHIFT | payload.len() as u32;
+        let mut out = [0u8; frame::HEADER_LEN];
+        out[frame::CRC].copy_from_slice(&self.checksum(entry_id, word, payload).to_le_bytes());
+        out[frame::WORD].copy_from_slice(&word.to_le_bytes());
+        out
+    }
+}
+
+/// A frame header read from bytes: kind and length are plausible, checksum not yet checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Frame kind.
+    pub kind: FrameKind,
+    /// Payload length (at most [`MAX_ENTRY_LEN`]).
+    pub len: u32,
+    /// Stored checksum.
+    pub crc: u32,
+    word: u32,
+}
+
+impl FrameHeader {
+    /// Parses the 8 header bytes; `None` if the kind is invalid or the length over the limit.
+    pub fn parse(bytes: &[u8; frame::HEADER_LEN]) -> Option<Self> {
+        let word = le_u32(&bytes[frame::WORD]);
+        let kind = FrameKind::from_bits(word >> frame::KIND_SHIFT)?;
+        let len = word & frame::LEN_MASK;
+        if len > MAX_ENTRY_LEN || (kind == FrameKind::SyncMarker && len as usize != marker::LEN) {
+            return None;
+        }
+        Some(FrameHeader {
+            kind,
+            len,
+            crc: le_u32(&bytes[frame::CRC]),
+            word,
+        })
+    }
+
+    /// The `word` field as stored.
+    pub fn word(&self) -> u32 {
+        self.word
+    }
+
+    /// Whether `payload` with implicit `entry_id` matches the stored checksum.
+    pub fn verify(&self, seal: &FrameSeal, entry_id: u64, payload: &[u8]) -> bool {
+        seal.checksum(entry_id, self.word, payload) == self.crc
+    }
+
+    /// Total frame length including padding to `align`.
+    pub fn frame_len(&self, align: usize) -> u64 {
+        frame_len(self.len as usize, align)
+    }
+}
+
+/// A sync marker's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncMarker {
+    /// Bytes `0..watermark` of the segment are durable.
+    pub watermark: u64,
+    /// Entry id of the next entry frame.
+    pub next_id: u64,
+}
+
+impl SyncMarker {
+    /// Encodes the payload.
+    pub fn emit(&self) -> [u8; marker::LEN] {
+        let mut out = [0u8; marker::LEN];
+        out[marker::WATERMARK].copy_from_slice(&self.watermark.to_le_bytes());
+        out[marker::NEXT_ID].copy_from_slice(&self.next_id.to_le_bytes());
+        out
+    }
+
+    /// Decodes the payload.
+    pub fn parse(p: &[u8; marker::LEN]) -> Self {
+        SyncMarker {
+            watermark: le_u64(&p[marker::WATERMARK]),
+            next_id: le_u64(&p[marker::NEXT_ID]),
+        }
+    }
+}
+
+/// Entry id used in the checksum of sync markers (entry ids start at 1).
+pub const MARKER_ID: u64 = 0;
+
+/// Length of a frame with a `len`-byte payload, padded to `align`.
+pub fn frame_len(len: usize, align: usize) -> u64 {
+    align_up((frame::HEADER_LEN + len) as u64, align)
+}
+
+/// Rounds `n` up to a multiple of the power of two `align`.
+pub fn align_up(n: u64, align: usize) -> u64 {
+    let a = align as u64;
+    (n + a - 1) & !(a - 1)
+}
+
+pub(crate) fn le_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(a)
+}
+
+pub(crate) fn le_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}

@@ -1,0 +1,516 @@
+//! One segment: reading its frames and judging its end, and appending frames to it.
+//!
+//! Both logs (the multi-segment WAL and the single-segment record log) are built from
+//! the two halves of this file: [`scan`] walks a segment's frames and classifies how it
+//! ends, [`Appender`] stages frames in the caller's buffer and hands them to storage.
+//!
+//! # How a segment's end is judged
+//!
+//! | bound              | first undecodable frame at `p` is followed by            | verdict                     |
+//! |--------------------|----------------------------------------------------------|-----------------------------|
+//! | sealed at `e`      | anything, `p < e`                                        | corrupt                     |
+//! | sealed at `e`      | frames run past `e`                                      | corrupt (seal mismatch)     |
+//! | open (final)       | only unwritten bytes (zeros / erased) up to the extent   | clean end at `p`            |
+//! | open (final)       | a valid sync marker whose watermark is `> p`             | corrupt (below watermark)   |
+//! | open (final)       | anything else                                            | torn tail at `p`            |
+//!
+//! A sync marker is written only after a barrier covering bytes `0..watermark` has
+//! returned, so a legal crash can never damage bytes below any marker's watermark.
+
+use crate::buffer::Buffer;
+use crate::error::{Corruption, Error};
+use crate::frame::{
+    align_up, frame, frame_len, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker,
+    MARKER_ID, MAX_ENTRY_LEN,
+};
+use crate::storage::Storage;
+
+type Res<T, S> = Result<T, Error<<S as crate::storage::ErrorType>::Error>>;
+
+/// Smallest buffer a writer accepts: a segment header padded to the largest alignment.
+pub const MIN_WRITE_BUFFER: usize = 64;
+
+/// How far a segment's valid data may extend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// A non-final segment: its successor's header says where its data ends.
+    Sealed(u64),
+    /// The final segment: its end is found by reading.
+    Open,
+}
+
+/// How a segment ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// At the end of the extent, at the seal, or before space that was never written.
+    Clean,
+    /// In a torn or garbage write that no completed barrier covered.
+    Torn,
+}
+
+/// Result of scanning one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentEnd {
+    /// Offset just past the last valid frame.
+    pub end: u64,
+    /// How the segment ends.
+    pub tail: Tail,
+    /// Entry id the next entry frame would carry.
+    pub next_id: u64,
+    /// Bytes of entry payload delivered.
+    pub payload_bytes: u64,
+}
+
+/// A read window over one segment, kept in the caller's buffer.
+struct Window<'a, S: Storage, B: Buffer> {
+    st: &'a mut S,
+    buf: &'a mut B,
+    seg: u64,
+    extent: u64,
+    off: u64,
+    len: usize,
+}
+
+impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
+    fn new(st: &'a mut S, buf: &'a mut B, seg: u64) -> Res<Self, S> {
+        let extent = st.len(seg).map_err(Error::Storage)?;
+        Ok(Window {
+            st,
+            buf,
+            seg,
+            extent,
+            off: 0,
+            len: 0,
+        })
+    }
+
+    /// Bytes `pos..pos + n`, or `None` if they run past the extent.
+    /// `Err(BufferTooSmall)` if the buffer cannot hold `n` bytes.
+    fn get(&mut self, pos: u64, n: usize) -> Res<Option<&[u8]>, S> {
+        if pos.checked_add(n as u64).is_none_or(|end| end > self.extent) {
+            return Ok(None);
+        }
+        let cached = pos >= self.off && pos + n as u64 <= self.off + self.len as u64;
+        if !cached {
+            if !self.buf.grow_to(n) {
+                return Err(Error::BufferTooSmall { needed: n as u64 });
+            }
+            let want = (self.buf.bytes().len() as u64).min(self.extent - pos) as usize;
+            let got = self
+                .st
+                .read(self.seg, pos, &mut self.buf.bytes_mut()[..want])
+                .map_err(Error::Storage)?;
+            self.off = pos;
+            self.len = got;
+            if got < n {
+                // The backend returned less than its own extent: treat the rest as absent.
+                return Ok(None);
+            }
+        }
+        let start = (pos - self.off) as usize;
+        Ok(Some(&self.buf.bytes()[start..start + n]))
+    }
+
+    /// Whether every byte in `pos..extent` is `value`.
+    fn rest_is(&mut self, mut pos: u64, value: u8) -> Res<bool, S> {
+        while pos < self.extent {
+            let n = (self.extent - pos).min(self.buf.bytes().len().max(1) as u64) as usize;
+            match self.get(pos, n)? {
+                Some(bytes) if bytes.iter().all(|&b| b == value) => pos += n as u64,
+                Some(_) => return Ok(false),
+                None => return Ok(true),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Verifies a frame too large for the buffer by streaming its payload through the CRC.
+    fn verify_streaming(&mut self, pos: u64, h: &FrameHeader, seal: &FrameSeal, id: u64) -> Res<bool, S> {
+        let mut crc = seal.begin(id, h.word());
+        let mut at = pos + frame::HEADER_LEN as u64;
+        let end = at + h.len as u64;
+        while at < end {
+            let n = (end - at).min(self.buf.bytes().len() as u64) as usize;
+            match self.get(at, n)? {
+                Some(bytes) => crc.update(bytes),
+                None => return Ok(false),
+            }
+            at += n as u64;
+        }
+        Ok(crc.finalize() == h.crc)
+    }
+
+    /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any.
+    fn marker_beyond(&mut self, pos: u64, seal: &FrameSeal, align: usize) -> Res<Option<u64>, S> {
+        let marker_len = frame::HEADER_LEN + crate::frame::marker::LEN;
+        let mut at = pos + align as u64;
+        while at + marker_len as u64 <= self.extent {
+            if let Some(bytes) = self.get(at, marker_len)? {
+                if let Some(m) = parse_marker(bytes, seal) {
+                    if m.watermark > pos {
+                        return Ok(Some(at));
+                    }
+                }
+            }
+            at += align as u64;
+        }
+        Ok(None)
+    }
+}
+
+fn parse_marker(bytes: &[u8], seal: &FrameSeal) -> Option<SyncMarker> {
+    let head: &[u8; frame::HEADER_LEN] = bytes.get(..frame::HEADER_LEN)?.try_into().ok()?;
+    let h = FrameHeader::parse(head)?;
+    let payload = bytes.get(frame::HEADER_LEN..frame::HEADER_LEN + h.len as usize)?;
+    if h.kind != FrameKind::SyncMarker || !h.verify(seal, MARKER_ID, payload) {
+        return None;
+    }
+    Some(SyncMarker::parse(payload.try_into().ok()?))
+}
+
+/// Walks the frames of one segment, calling `on_entry(id, payload)` for each entry,
+/// and classifies its end (see the module docs).
+pub(crate) fn scan<S, B, F>(st: &mut S, buf: &mut B, hdr: &SegmentHeader, bound: Bound, mut on_entry: F) -> Res<SegmentEnd, S>
+where
+    S: Storage,
+    B: Buffer,
+    F: FnMut(u64, &[u8]) -> Res<(), S>,
+{
+    let unwritten = st.unwritten_byte();
+    let seal = FrameSeal::new(hdr.log_id, hdr.segment);
+    let align = hdr.align();
+    let seg = hdr.segment;
+    let mut w = Window::new(st, buf, seg)?;
+    let limit = match bound {
+        Bound::Sealed(e) if e > w.extent || e < hdr.data_start() => {
+            return Err(Error::corrupt(seg, e, Corruption::SealMismatch))
+        }
+        Bound::Sealed(e) => e,
+        Bound::Open => w.extent,
+    };
+    let mut pos = hdr.data_start();
+    let mut id = hdr.first_id;
+    let mut payload_bytes = 0u64;
+    let done = |end: u64, tail: Tail, next_id: u64, payload_bytes: u64| SegmentEnd {
+        end,
+        tail,
+        next_id,
+        payload_bytes,
+    };
+    loop {
+        if pos == limit && matches!(bound, Bound::Sealed(_)) {
+            return Ok(done(pos, Tail::Clean, id, payload_bytes));
+        }
+        let header = match w.get(pos, frame::HEADER_LEN)? {
+            Some(b) => FrameHeader::parse(b.try_into().expect("8 bytes")),
+            None => None,
+        }
+        .filter(|h| pos + h.frame_len(align) <= limit);
+        let verified = match header {
+            None => None,
+            Some(h) => {
+                let frame_id = if h.kind == FrameKind::Entry { id } else { MARKER_ID };
+                let total = frame::HEADER_LEN + h.len as usize;
+                match w.get(pos, total) {
+                    Ok(Some(bytes)) => {
+                        let payload = &bytes[frame::HEADER_LEN..];
+                        if h.verify(&seal, frame_id, payload) {
+                            match h.kind {
+                                FrameKind::Entry => {
+                                    on_entry(id, payload)?;
+                                    payload_bytes += h.len as u64;
+                                    id += 1;
+                                }
+                                FrameKind::SyncMarker => {
+                                    let m = SyncMarker::parse(payload.try_into().expect("16 bytes"));
+                                    if m.watermark > pos || m.next_id != id {
+                                        return Err(Error::corrupt(seg, pos, Corruption::BadSyncMarker));
+                                    }
+                                }
+                            }
+                            Some(h)
+                        } else {
+                            None
+                        }
+                    }
+                    Ok(None) => None,
+                    Err(Error::BufferTooSmall { needed }) => {
+                        if w.verify_streaming(pos, &h, &seal, frame_id)? {
+                            return Err(Error::BufferTooSmall { needed });
+                        }
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        match verified {
+            Some(h) => pos += h.frame_len(align),
+            None => {
+                // The first undecodable frame: decide what it is.
+                if matches!(bound, Bound::Sealed(_)) {
+                    return Err(Error::corrupt(seg, pos, Corruption::BadFrameInSealedSegment));
+                }
+                if w.rest_is(pos, unwritten)? {
+                    return Ok(done(pos, Tail::Clean, id, payload_bytes));
+                }
+                if w.marker_beyond(pos, &seal, align)?.is_some() {
+                    return Err(Error::corrupt(seg, pos, Corruption::BadFrameBelowWatermark));
+                }
+                return Ok(done(pos, Tail::Torn, id, payload_bytes));
+            }
+        }
+        if matches!(bound, Bound::Sealed(e) if pos > e) {
+            return Err(Error::corrupt(seg, pos, Corruption::SealMismatch));
+        }
+    }
+}
+
+/// Reads and parses the header of segment `seg`; `Ok(None)` when it is not a valid header.
+pub(crate) fn read_header<S: Storage>(st: &mut S, seg: u64) -> Res<Option<SegmentHeader>, S> {
+    let mut bytes = [0u8; crate::frame::header::LEN];
+    let n = st.read(seg, 0, &mut bytes).map_err(Error::Storage)?;
+    if n < bytes.len() {
+        return Ok(None);
+    }
+    match SegmentHeader::parse(&bytes) {
+        Ok(h) => Ok(Some(h)),
+        Err(crate::frame::HeaderError::Version(v)) => Err(Error::UnsupportedVersion(v)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Decides whether a segment whose header does not parse may be a torn creation
+/// (`Ok`), or must be reported as corrupt (`Err`).
+///
+/// A torn creation never had a durable sync marker, and its first bytes are either
+/// short, unwritten, or still carry our magic. A valid marker inside proves the header
+/// was once durable; a file with foreign content is not ours to repair or overwrite.
+pub(crate) fn check_torn_header<S: Storage, B: Buffer>(st: &mut S, buf: &mut B, seg: u64, log_id: Option<u64>) -> Res<(), S> {
+    let mut raw = [0u8; crate::frame::header::LEN];
+    let n = st.read(seg, 0, &mut raw).map_err(Error::Storage)?;
+    let raw = &raw[..n];
+    let unwritten = st.unwritten_byte();
+    let log_id = log_id.unwrap_or_else(|| match raw.get(crate::frame::header::LOG_ID) {
+        Some(b) => crate::frame::le_u64(b),
+        None => 0,
+    });
+    let align = st.write_size();
+    let seal = FrameSeal::new(log_id, seg);
+    let mut w = Window::new(st, buf, seg)?;
+    // Every marker's watermark lies beyond the header, so "beyond offset 0" finds all.
+    if w.marker_beyond(0, &seal, align)?.is_some() {
+        return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
+    }
+    let ours = n < crate::frame::header::LEN
+        || raw.starts_with(&crate::frame::MAGIC)
+        || raw.iter().all(|&b| b == unwritten);
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader))
+    }
+}
+
+/// Stages frames of one open segment in the caller's buffer and writes them out.
+///
+/// Invariant: the buffer's first `fill` bytes hold segment bytes `written..written + fill`,
+/// always a whole number of frames (or the header), so always a multiple of `align`.
+#[derive(Clone)]
+pub(crate) struct Appender {
+    pub seg: u64,
+    pub seal: FrameSeal,
+    pub align: usize,
+    /// Bytes handed to storage.
+    pub written: u64,
+    /// Bytes staged in the buffer.
+    pub fill: usize,
+    /// Bytes covered by a completed barrier.
+    pub durable: u64,
+    /// A barrier completed and no marker recording it was staged yet.
+    pub marker_due: bool,
+    /// Entry frames in this segment.
+    pub entries: u64,
+}
+
+impl Appender {
+    /// An appender continuing a segment whose valid data ends at `end`.
+    pub fn resume(hdr: &SegmentHeader, end: u64) -> Self {
+        Appender {
+            seg: hdr.segment,
+            seal: FrameSeal::new(hdr.log_id, hdr.segment),
+            align: hdr.align(),
+            written: end,
+            fill: 0,
+            durable: 0,
+            marker_due: false,
+            entries: 0,
+        }
+    }
+
+    /// Creates segment `hdr.segment` and writes its header (one write, not synced).
+    pub fn create<S: Storage>(st: &mut S, hdr: &SegmentHeader) -> Res<Self, S> {
+        st.create(hdr.segment).map_err(Error::Storage)?;
+        let mut block = [0u8; MIN_WRITE_BUFFER];
+        let head: &mut [u8; crate::frame::header::LEN] =
+            (&mut block[..crate::frame::header::LEN]).try_into().expect("header fits");
+        hdr.emit(head);
+        let start = hdr.data_start();
+        st.write(hdr.segment, 0, &block[..start as usize]).map_err(Error::Storage)?;
+        Ok(Appender::resume(hdr, start))
+    }
+
+    /// Offset where the next frame lands.
+    pub fn end(&self) -> u64 {
+        self.written + self.fill as u64
+    }
+
+    /// Writes the staged bytes to storage.
+    pub fn flush<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B) -> Res<(), S> {
+        if self.fill > 0 {
+            st.write(self.seg, self.written, &buf.bytes()[..self.fill]).map_err(Error::Storage)?;
+            self.written += self.fill as u64;
+            self.fill = 0;
+        }
+        Ok(())
+    }
+
+    /// Flushes, then makes everything written durable. Returns whether a barrier ran.
+    pub fn sync<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B) -> Res<bool, S> {
+        self.flush(st, buf)?;
+        if self.written == self.durable {
+            return Ok(false);
+        }
+        st.sync(self.seg).map_err(Error::Storage)?;
+        self.durable = self.written;
+        self.marker_due = true;
+        Ok(true)
+    }
+
+    /// Room for `total` staged bytes, flushing first if needed.
+    fn make_room<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B, total: usize) -> Res<(), S> {
+        if self.fill + total > buf.bytes().len() {
+            self.flush(st, buf)?;
+        }
+        Ok(())
+    }
+
+    /// Stages the sync marker if one is due.
+    pub fn stage_marker<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B, next_id: u64) -> Res<(), S> {
+        if !self.marker_due {
+            return Ok(());
+        }
+        let payload = SyncMarker {
+            watermark: self.durable,
+            next_id,
+        }
+        .emit();
+        let total = frame_len(payload.len(), self.align) as usize;
+        self.make_room(st, buf, total)?;
+        let head = self.seal.seal(FrameKind::SyncMarker, MARKER_ID, &payload);
+        put_frame(&mut buf.bytes_mut()[self.fill..self.fill + total], &head, &payload);
+        self.fill += total;
+        self.marker_due = false;
+        Ok(())
+    }
+
+    /// Places an entry frame with a known payload, staging it if it fits the buffer and
+    /// writing it through otherwise. The caller has checked length and rotation.
+    pub fn append<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B, id: u64, payload: &[u8]) -> Res<(), S> {
+        let head = self.seal.seal(FrameKind::Entry, id, payload);
+        let total = frame_len(payload.len(), self.align) as usize;
+        self.make_room(st, buf, total)?;
+        let cap = buf.bytes().len();
+        if self.fill + total <= cap {
+            put_frame(&mut buf.bytes_mut()[self.fill..self.fill + total], &head, payload);
+            self.fill += total;
+        } else {
+            // Larger than the whole buffer: header and a first aligned piece through the
+            // buffer, the aligned middle straight from the caller, the rest staged.
+            let first = (cap - cap % self.align) - frame::HEADER_LEN;
+            let b = buf.bytes_mut();
+            b[..frame::HEADER_LEN].copy_from_slice(&head);
+            b[frame::HEADER_LEN..frame::HEADER_LEN + first].copy_from_slice(&payload[..first]);
+            self.fill = frame::HEADER_LEN + first;
+            self.flush(st, buf)?;
+            let rest = &payload[first..];
+            let middle = rest.len() - rest.len() % self.align;
+            st.write(self.seg, self.written, &rest[..middle]).map_err(Error::Storage)?;
+            self.written += middle as u64;
+            let tail = &rest[middle..];
+            let staged = align_up(tail.len() as u64, self.align) as usize;
+            let b = buf.bytes_mut();
+            b[..tail.len()].copy_from_slice(tail);
+            b[tail.len()..staged].fill(0);
+            self.fill = staged;
+        }
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Serializes an entry straight into the buffer with `encode`, which returns the
+    /// payload length or `None` if it does not fit. Returns the staged frame's length, or
+    /// `None` (nothing staged) if it does not fit even an empty buffer. The frame is only
+    /// staged tentatively: the caller commits it with [`Appender::commit`].
+    pub fn stage_with<S, B, F>(&mut self, st: &mut S, buf: &mut B, id: u64, mut encode: F) -> Res<Option<usize>, S>
+    where
+        S: Storage,
+        B: Buffer,
+        F: FnMut(&mut [u8]) -> Option<usize>,
+    {
+        for attempt in 0..2 {
+            if attempt == 1 {
+                if self.fill == 0 {
+                    break;
+                }
+                self.flush(st, buf)?;
+            }
+            let start = self.fill + frame::HEADER_LEN;
+            let b = buf.bytes_mut();
+            if start > b.len() {
+                continue;
+            }
+            let Some(len) = encode(&mut b[start..]) else { continue };
+            if len > MAX_ENTRY_LEN as usize {
+                return Err(Error::EntryTooLarge {
+                    len: len as u64,
+                    max: MAX_ENTRY_LEN as u64,
+                });
+            }
+            let total = frame_len(len, self.align) as usize;
+            if self.fill + total > b.len() {
+                continue;
+            }
+            let head = self.seal.seal(FrameKind::Entry, id, &b[start..start + len]);
+            b[self.fill..start].copy_from_slice(&head);
+            b[start + len..self.fill + total].fill(0);
+            return Ok(Some(total));
+        }
+        Ok(None)
+    }
+
+    /// Accepts a frame staged by [`Appender::stage_with`].
+    pub fn commit(&mut self, total: usize) {
+        self.fill += total;
+        self.entries += 1;
+    }
+
+    /// Moves a tentatively staged frame (at `from..from + total` in the buffer, sealed for
+    /// the previous segment) to the front of this fresh appender's buffer and reseals it.
+    pub fn adopt(&mut self, buf: &mut [u8], from: usize, total: usize, id: u64) {
+        buf.copy_within(from..from + total, 0);
+        let word = crate::frame::le_u32(&buf[frame::WORD]);
+        let len = (word & frame::LEN_MASK) as usize;
+        let head = self.seal.seal(FrameKind::Entry, id, &buf[frame::HEADER_LEN..frame::HEADER_LEN + len]);
+        buf[..frame::HEADER_LEN].copy_from_slice(&head);
+        self.fill = total;
+        self.entries += 1;
+    }
+}
+
+fn put_frame(out: &mut [u8], head: &[u8; frame::HEADER_LEN], payload: &[u8]) {
+    let (h, rest) = out.split_at_mut(frame::HEADER_LEN);
+    h.copy_from_slice(head);
+    rest[..payload.len()].copy_from_slice(payload);
+    rest[payload.len()..].fill(0);
+}

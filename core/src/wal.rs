@@ -1,0 +1,524 @@
+//! The multi-segment write-ahead log: writer, reader, resume.
+//!
+//! Segments are numbered from 1 and strictly contiguous; each names the entry id of
+//! its first frame and (from the second on) where its predecessor's data ends, so
+//! that a missing, duplicated, foreign or truncated segment is detected, and a
+//! predecessor whose torn tail was cut by [`WalWriter::open`] is sealed exactly there.
+//!
+//! # Rules for the final segment
+//!
+//! The final segment alone may end in damage that no completed barrier covered: a torn
+//! header (the crash hit its creation), a short, zeroed or garbage tail, or a hole
+//! followed by frames that were never made durable either. Best-effort replay stops
+//! there; strict replay reports [`Error::TornTail`]; [`WalWriter::open`] cuts it by
+//! starting a new segment after it. Damage below a watermark proven by a sync marker,
+//! or anywhere in a non-final segment, is [`Error::Corrupt`] in every mode.
+//!
+//! # Buffering
+//!
+//! [`WalWriter::append`] stages the frame in the writer's buffer. [`WalWriter::flush`]
+//! hands staged frames to storage (not durable on files). [`WalWriter::sync`] flushes
+//! and runs a barrier: when it returns `Ok`, every entry appended before it is durable.
+//! Dropping a writer discards what is still staged.
+
+use crate::buffer::Buffer;
+use crate::error::{Corruption, Error, Location};
+use crate::frame::{frame_len, LogKind, SegmentHeader, MAX_ENTRY_LEN};
+use crate::segment::{self, Appender, Bound, SegmentEnd, Tail, MIN_WRITE_BUFFER};
+use crate::storage::{segment_span, ErrorType, Storage};
+use crate::ReadMode;
+
+type Res<T, S> = Result<T, Error<<S as ErrorType>::Error>>;
+
+/// Default hard size limit of a segment: 64 MiB.
+pub const DEFAULT_SEGMENT_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Number of the first segment of a new WAL.
+pub const FIRST_SEGMENT: u64 = 1;
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalConfig {
+    /// Hard size limit of a segment in bytes. An entry that does not fit in the rest of
+    /// the current segment starts a new one; an entry larger than the limit gets a
+    /// segment of its own.
+    pub segment_limit: u64,
+    /// Identity written into every segment of a NEW log, so segments of another log are
+    /// recognised. Pick it at random (the std facade does); an existing log keeps its own.
+    pub log_id: u64,
+    /// Entry id of the first entry of a NEW log (1 unless a checkpoint already covers
+    /// earlier ids).
+    pub first_id: u64,
+}
+
+impl WalConfig {
+    /// Default limit, the given identity, ids from 1.
+    pub const fn new(log_id: u64) -> Self {
+        WalConfig {
+            segment_limit: DEFAULT_SEGMENT_LIMIT,
+            log_id,
+            first_id: 1,
+        }
+    }
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplayReport {
+    /// Segments read.
+    pub segments: u64,
+    /// Entries delivered to the callback.
+    pub entries: u64,
+    /// Payload bytes delivered.
+    pub payload_bytes: u64,
+    /// Id of the first entry stored in the log (delivered or not), if any segment exists.
+    pub first_id: Option<u64>,
+    /// Id the next appended entry will get.
+    pub next_id: u64,
+    /// Where the best-effort prefix was cut, if the final segment ends in a torn write
+    /// or its header is torn.
+    pub torn_at: Option<Location>,
+}
+
+/// The shape of an existing log, as found by a scan.
+struct Layout {
+    log_id: u64,
+    /// Header of the last segment with a valid header.
+    last: SegmentHeader,
+    /// How that segment ends.
+    end: SegmentEnd,
+    /// A segment after `last` whose header is torn.
+    torn_header: Option<u64>,
+}
+
+/// Scans the whole log once, delivering entries with id `>= from_id`.
+fn scan_log<S, B, F>(st: &mut S, buf: &mut B, from_id: u64, mut on_entry: F) -> Res<(ReplayReport, Option<Layout>), S>
+where
+    S: Storage,
+    B: Buffer,
+    F: FnMut(u64, &[u8]) -> Res<(), S>,
+{
+    let mut report = ReplayReport::default();
+    let Some((lo, hi, count)) = segment_span(st).map_err(Error::Storage)? else {
+        return Ok((report, None));
+    };
+    if count != hi - lo + 1 {
+        let mut missing = lo;
+        while missing <= hi && st.len(missing).is_ok() {
+            missing += 1;
+        }
+        return Err(Error::corrupt(missing, 0, Corruption::MissingSegment));
+    }
+    let first = segment::read_header(st, lo)?;
+    let mut torn_header = None;
+    let mut last_seg = hi;
+    // The highest segment may be a torn creation; every other header must be valid.
+    match segment::read_header(st, hi)? {
+        Some(_) => {}
+        None => {
+            let known = if hi > lo { first.map(|h| h.log_id) } else { None };
+            if hi > lo && known.is_none() {
+                return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
+            }
+            segment::check_torn_header(st, buf, hi, known)?;
+            torn_header = Some(hi);
+            if hi == lo {
+                report.torn_at = Some(Location { segment: hi, offset: 0 });
+                return Ok((report, None));
+            }
+            last_seg = hi - 1;
+        }
+    }
+    let Some(first) = first else {
+        return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
+    };
+    let log_id = first.log_id;
+    report.first_id = Some(first.first_id);
+    let mut cur = first;
+    let mut next_id = first.first_id;
+    loop {
+        let n = cur.segment;
+        if cur.kind != LogKind::Wal || cur.log_id != log_id {
+            return Err(Error::corrupt(n, 0, Corruption::ForeignSegment));
+        }
+        if cur.first_id != next_id {
+            return Err(Error::corrupt(n, 0, Corruption::EntryIdGap));
+        }
+        let (bound, succ) = if n < last_seg {
+            let Some(s) = segment::read_header(st, n + 1)? else {
+                return Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
+            };
+            if s.segment != n + 1 {
+                return Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
+            }
+            (Bound::Sealed(s.prev_end), Some(s))
+        } else {
+            (Bound::Open, None)
+        };
+        let end = segment::scan(st, buf, &cur, bound, |id, payload| {
+            if id >= from_id {
+                report.entries += 1;
+                on_entry(id, payload)?;
+            }
+            Ok(())
+        })?;
+        report.segments += 1;
+        report.payload_bytes += end.payload_bytes;
+        next_id = end.next_id;
+        match succ {
+            Some(s) => cur = s,
+            None => {
+                report.next_id = next_id;
+                if end.tail == Tail::Torn {
+                    report.torn_at = Some(Location { segment: n, offset: end.end });
+                } else if let Some(t) = torn_header {
+                    report.torn_at = Some(Location { segment: t, offset: 0 });
+                }
+                return Ok((
+                    report,
+                    Some(Layout {
+                        log_id,
+                        last: cur,
+                        end,
+                        torn_header,
+                    }),
+                ));
+            }
+        }
+    }
+}
+
+/// Reads a WAL. Streaming: entries are handed to a callback straight from the buffer.
+pub struct WalReader<S, B> {
+    st: S,
+    buf: B,
+}
+
+impl<S: Storage, B: Buffer> WalReader<S, B> {
+    /// A reader over `storage` that reads through `buf` (a larger buffer means fewer reads;
+    /// it must hold the largest entry unless it can grow).
+    pub fn new(storage: S, buf: B) -> Self {
+        WalReader { st: storage, buf }
+    }
+
+    /// Replays every entry in order, calling `f(entry_id, payload)`.
+    ///
+    /// Strict mode returns [`Error::TornTail`] if the final segment ends in a torn write,
+    /// after delivering every entry before it; best-effort mode stops there and reports
+    /// it in [`ReplayReport::torn_at`].
+    pub fn replay<F>(&mut self, mode: ReadMode, f: F) -> Res<ReplayReport, S>
+    where
+        F: FnMut(u64, &[u8]) -> Res<(), S>,
+    {
+        self.replay_from(mode, 0, f)
+    }
+
+    /// Like [`replay`](Self::replay), delivering only entries with id `>= from_id`
+    /// (earlier ones are still read and verified).
+    pub fn replay_from<F>(&mut self, mode: ReadMode, from_id: u64, f: F) -> Res<ReplayReport, S>
+    where
+        F: FnMut(u64, &[u8]) -> Res<(), S>,
+    {
+        let (report, _) = scan_log(&mut self.st, &mut self.buf, from_id, f)?;
+        match (mode, report.torn_at) {
+            (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
+            _ => Ok(report),
+        }
+    }
+
+    /// Gives back the storage and buffer.
+    pub fn into_parts(self) -> (S, B) {
+        (self.st, self.buf)
+    }
+}
+
+enum State {
+    /// Constructed, storage not looked at yet.
+    Unopened,
+    Open(Appender),
+    /// An I/O or sync error happened; nothing more is accepted.
+    Poisoned,
+}
+
+/// Appends entries to a WAL. See the [module docs](self) for buffering and durability.
+pub struct WalWriter<S, B> {
+    st: S,
+    buf: B,
+    cfg: WalConfig,
+    state: State,
+    log_id: u64,
+    next_id: u64,
+}
+
+impl<S: Storage, B: Buffer> WalWriter<S, B> {
+    /// A writer that opens the log lazily, on its first operation: an existing log is
+    /// resumed (never truncated or overwritten), an absent one created. No I/O here.
+    pub fn new(storage: S, buf: B, cfg: WalConfig) -> Self {
+        WalWriter {
+            st: storage,
+            buf,
+            cfg,
+            state: State::Unopened,
+            log_id: cfg.log_id,
+            next_id: cfg.first_id,
+        }
+    }
+
+    /// Opens the log now: resumes an existing one (cutting a torn tail of its final
+    /// segment by starting a new segment after it, so appends never follow garbage) or
+    /// creates a new one. Corruption is an error and nothing is changed.
+    pub fn open(storage: S, buf: B, cfg: WalConfig) -> Res<Self, S> {
+        let mut w = Self::new(storage, buf, cfg);
+        w.ensure_open()?;
+        Ok(w)
+    }
+
+    /// Id the next appended entry gets. Opens the log if needed.
+    pub fn next_id(&mut self) -> Res<u64, S> {
+        self.ensure_open()?;
+        Ok(self.next_id)
+    }
+
+    /// Id of the last appended entry, `None` if none yet. Opens the log if needed.
+    pub fn last_id(&mut self) -> Res<Option<u64>, S> {
+        let next = self.next_id()?;
+        Ok(next.checked_sub(1).filter(|&id| id > 0))
+    }
+
+    /// Whether an earlier failure poisoned this writer.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self.state, State::Poisoned)
+    }
+
+    /// The log's identity (known once open).
+    pub fn log_id(&self) -> u64 {
+        self.log_id
+    }
+
+    /// Number of the segment appends go to, once open.
+    pub fn current_segment(&self) -> Option<u64> {
+        match &self.state {
+            State::Open(a) => Some(a.seg),
+            _ => None,
+        }
+    }
+
+    /// Changes the segment size limit for segments filled from now on.
+    pub fn set_segment_limit(&mut self, bytes: u64) {
+        self.cfg.segment_limit = bytes;
+    }
+
+    /// The storage, for inspection.
+    pub fn storage(&mut self) -> &mut S {
+        &mut self.st
+    }
+
+    /// Gives back the storage and buffer; staged bytes are discarded (flush first).
+    pub fn into_parts(self) -> (S, B) {
+        (self.st, self.buf)
+    }
+
+    fn ensure_open(&mut self) -> Res<(), S> {
+        match self.state {
+            State::Open(_) => Ok(()),
+            State::Poisoned => Err(Error::Poisoned),
+            State::Unopened => match self.open_log() {
+                Ok(app) => {
+                    self.state = State::Open(app);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.state = State::Poisoned;
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    fn align_log2(&self) -> Res<u8, S> {
+        let ws = self.st.write_size();
+        if !ws.is_power_of_two() || ws > crate::frame::MAX_ALIGN {
+            return Err(Error::InvalidConfig("write size must be a power of two up to 32"));
+        }
+        Ok(ws.trailing_zeros() as u8)
+    }
+
+    fn open_log(&mut self) -> Res<Appender, S> {
+        let align_log2 = self.align_log2()?;
+        if !self.buf.grow_to(MIN_WRITE_BUFFER) {
+            return Err(Error::BufferTooSmall {
+                needed: MIN_WRITE_BUFFER as u64,
+            });
+        }
+        if self.cfg.first_id == 0 {
+            return Err(Error::InvalidConfig("entry ids start at 1 or later"));
+        }
+        let (report, layout) = scan_log(&mut self.st, &mut self.buf, u64::MAX, |_, _| Ok(()))?;
+        let Some(layout) = layout else {
+            // No valid segment: a new log (or one whose only segment is a torn creation,
+            // which `create` replaces).
+            let seg = report.torn_at.map_or(FIRST_SEGMENT, |at| at.segment);
+            let hdr = SegmentHeader {
+                kind: LogKind::Wal,
+                align_log2,
+                log_id: self.cfg.log_id,
+                segment: seg,
+                first_id: self.cfg.first_id,
+                prev_end: 0,
+            };
+            self.log_id = self.cfg.log_id;
+            self.next_id = self.cfg.first_id;
+            return Appender::create(&mut self.st, &hdr);
+        };
+        self.log_id = layout.log_id;
+        self.next_id = layout.end.next_id;
+        let last = layout.last;
+        let room = layout.end.end < self.limit(last.data_start());
+        if layout.torn_header.is_none() && layout.end.tail == Tail::Clean && self.st.resume_in_place() && room {
+            let mut app = Appender::resume(&last, layout.end.end);
+            app.entries = layout.end.next_id - last.first_id;
+            return Ok(app);
+        }
+        // Seal the last valid segment where its valid data ends and start the next one
+        // (replacing a torn creation). Its prefix must be durable before a successor
+        // header claims where it ends.
+        self.st.sync(last.segment).map_err(Error::Storage)?;
+        let hdr = SegmentHeader {
+            kind: LogKind::Wal,
+            align_log2,
+            log_id: layout.log_id,
+            segment: last.segment + 1,
+            first_id: self.next_id,
+            prev_end: layout.end.end,
+        };
+        Appender::create(&mut self.st, &hdr)
+    }
+
+    /// Effective segment limit: the configured one capped by the medium's.
+    fn limit(&self, data_start: u64) -> u64 {
+        let cfg = self.cfg.segment_limit.max(data_start + 1);
+        self.st.max_segment_len().map_or(cfg, |m| cfg.min(m))
+    }
+
+    /// Appends one entry; returns its id. The entry is staged, not yet durable.
+    pub fn append(&mut self, payload: &[u8]) -> Res<u64, S> {
+        if payload.len() > MAX_ENTRY_LEN as usize {
+            return Err(Error::EntryTooLarge {
+                len: payload.len() as u64,
+                max: MAX_ENTRY_LEN as u64,
+            });
+        }
+        self.ensure_open()?;
+        let r = self.append_open(payload);
+        self.poison_on_storage_error(r)
+    }
+
+    fn append_open(&mut self, payload: &[u8]) -> Res<u64, S> {
+        let id = self.next_id;
+        let State::Open(app) = &mut self.state else { unreachable!("opened above") };
+        app.stage_marker(&mut self.st, &mut self.buf, id)?;
+        let total = frame_len(payload.len(), app.align);
+        let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
+        if let Some(max) = self.st.max_segment_len() {
+            if data_start + total > max {
+                return Err(Error::EntryTooLarge {
+                    len: payload.len() as u64,
+                    max: max - data_start - crate::frame::frame::HEADER_LEN as u64,
+                });
+            }
+        }
+        let limit = self.limit(data_start);
+        let State::Open(app) = &mut self.state else { unreachable!() };
+        if app.entries > 0 && app.end() + total > limit {
+            self.rotate()?;
+        }
+        let State::Open(app) = &mut self.state else { unreachable!() };
+        app.append(&mut self.st, &mut self.buf, id, payload)?;
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    /// Appends an entry that `encode` serializes straight into the write buffer
+    /// (`encode` returns the length written, or `None` if the space is too small).
+    /// Returns `Ok(None)` without changing anything if it does not fit an empty buffer.
+    pub fn append_with<F>(&mut self, encode: F) -> Res<Option<u64>, S>
+    where
+        F: FnMut(&mut [u8]) -> Option<usize>,
+    {
+        self.ensure_open()?;
+        let r = self.append_with_open(encode);
+        self.poison_on_storage_error(r)
+    }
+
+    fn append_with_open<F>(&mut self, encode: F) -> Res<Option<u64>, S>
+    where
+        F: FnMut(&mut [u8]) -> Option<usize>,
+    {
+        let id = self.next_id;
+        let State::Open(app) = &mut self.state else { unreachable!("opened above") };
+        app.stage_marker(&mut self.st, &mut self.buf, id)?;
+        let Some(total) = app.stage_with(&mut self.st, &mut self.buf, id, encode)? else {
+            return Ok(None);
+        };
+        let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
+        let limit = self.limit(data_start);
+        let State::Open(app) = &mut self.state else { unreachable!() };
+        if app.entries > 0 && app.end() + total as u64 > limit {
+            let from = app.fill;
+            self.rotate()?;
+            let State::Open(app) = &mut self.state else { unreachable!() };
+            app.flush(&mut self.st, &mut self.buf)?;
+            app.adopt(self.buf.bytes_mut(), from, total, id);
+        } else {
+            app.commit(total);
+        }
+        self.next_id += 1;
+        Ok(Some(id))
+    }
+
+    /// Seals the current segment (durably) and starts the next one.
+    fn rotate(&mut self) -> Res<(), S> {
+        let State::Open(app) = &mut self.state else { unreachable!() };
+        app.flush(&mut self.st, &mut self.buf)?;
+        if app.written > app.durable {
+            self.st.sync(app.seg).map_err(Error::Storage)?;
+        }
+        let hdr = SegmentHeader {
+            kind: LogKind::Wal,
+            align_log2: app.align.trailing_zeros() as u8,
+            log_id: self.log_id,
+            segment: app.seg + 1,
+            first_id: self.next_id,
+            prev_end: app.written,
+        };
+        let next = Appender::create(&mut self.st, &hdr)?;
+        self.state = State::Open(next);
+        Ok(())
+    }
+
+    /// Hands every staged entry to storage. Not a barrier: on files the bytes may still
+    /// be in the page cache.
+    pub fn flush(&mut self) -> Res<(), S> {
+        self.ensure_open()?;
+        let State::Open(app) = &mut self.state else { unreachable!() };
+        let r = app.flush(&mut self.st, &mut self.buf);
+        self.poison_on_storage_error(r)
+    }
+
+    /// Flushes and runs a barrier: on `Ok`, every entry appended so far is durable.
+    /// On error the writer is poisoned and nothing after the previous successful
+    /// barrier may be assumed durable.
+    pub fn sync(&mut self) -> Res<(), S> {
+        self.ensure_open()?;
+        let State::Open(app) = &mut self.state else { unreachable!() };
+        let r = app.sync(&mut self.st, &mut self.buf).map(|_| ());
+        self.poison_on_storage_error(r)
+    }
+
+    fn poison_on_storage_error<T>(&mut self, r: Res<T, S>) -> Res<T, S> {
+        if let Err(Error::Storage(_)) = &r {
+            self.state = State::Poisoned;
+        }
+        r
+    }
+}
