@@ -1,1 +1,33 @@
-//! durability
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod recordlog;
+pub mod storage;
+pub mod walog;
+
+/// Error and result types.
+pub mod error {
+    pub use durability_std::error::{PersistenceError, PersistenceResult};
+}
+
+/// The no_std core, for code that wants the storage trait or the raw state machines.
+pub use durability_core as core;
+
+pub use error::{PersistenceError, PersistenceResult};
+pub use storage::{Directory, DurableDirectory, FsDirectory, MemoryDirectory};
+pub use walog::{WalEntry, WalRecord};
+
+/// A random identity for a new log, so segments of different logs never mix.
+pub(crate) fn new_log_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}

@@ -71,7 +71,7 @@ pub mod header {
 }
 
 /// Frame header field offsets.
-pub mod frame {
+pub mod frame_header {
     use core::ops::Range;
     /// `crc`: CRC-32C of identity, word and payload.
     pub const CRC: Range<usize> = 0..4;
@@ -97,8 +97,8 @@ pub mod marker {
 }
 
 const _: () = assert!(header::CRC.end == header::LEN);
-const _: () = assert!(frame::HEADER_LEN == frame::WORD.end);
-const _: () = assert!(MAX_ENTRY_LEN <= frame::LEN_MASK);
+const _: () = assert!(frame_header::HEADER_LEN == frame_header::WORD.end);
+const _: () = assert!(MAX_ENTRY_LEN <= frame_header::LEN_MASK);
 
 /// Largest entry payload, for writer and reader alike: 64 MiB.
 pub const MAX_ENTRY_LEN: u32 = 64 * 1024 * 1024;
@@ -254,11 +254,11 @@ impl FrameSeal {
     }
 
     /// Fills `header` for a frame whose payload is already in place.
-    pub fn seal(&self, kind: FrameKind, entry_id: u64, payload: &[u8]) -> [u8; frame::HEADER_LEN] {
-        let word = (kind as u32) << frame::KIND_SHIFT | payload.len() as u32;
-        let mut out = [0u8; frame::HEADER_LEN];
-        out[frame::CRC].copy_from_slice(&self.checksum(entry_id, word, payload).to_le_bytes());
-        out[frame::WORD].copy_from_slice(&word.to_le_bytes());
+    pub fn seal(&self, kind: FrameKind, entry_id: u64, payload: &[u8]) -> [u8; frame_header::HEADER_LEN] {
+        let word = (kind as u32) << frame_header::KIND_SHIFT | payload.len() as u32;
+        let mut out = [0u8; frame_header::HEADER_LEN];
+        out[frame_header::CRC].copy_from_slice(&self.checksum(entry_id, word, payload).to_le_bytes());
+        out[frame_header::WORD].copy_from_slice(&word.to_le_bytes());
         out
     }
 }
@@ -277,17 +277,17 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     /// Parses the 8 header bytes; `None` if the kind is invalid or the length over the limit.
-    pub fn parse(bytes: &[u8; frame::HEADER_LEN]) -> Option<Self> {
-        let word = le_u32(&bytes[frame::WORD]);
-        let kind = FrameKind::from_bits(word >> frame::KIND_SHIFT)?;
-        let len = word & frame::LEN_MASK;
+    pub fn parse(bytes: &[u8; frame_header::HEADER_LEN]) -> Option<Self> {
+        let word = le_u32(&bytes[frame_header::WORD]);
+        let kind = FrameKind::from_bits(word >> frame_header::KIND_SHIFT)?;
+        let len = word & frame_header::LEN_MASK;
         if len > MAX_ENTRY_LEN || (kind == FrameKind::SyncMarker && len as usize != marker::LEN) {
             return None;
         }
         Some(FrameHeader {
             kind,
             len,
-            crc: le_u32(&bytes[frame::CRC]),
+            crc: le_u32(&bytes[frame_header::CRC]),
             word,
         })
     }
@@ -340,7 +340,7 @@ pub const MARKER_ID: u64 = 0;
 
 /// Length of a frame with a `len`-byte payload, padded to `align`.
 pub fn frame_len(len: usize, align: usize) -> u64 {
-    align_up((frame::HEADER_LEN + len) as u64, align)
+    align_up((frame_header::HEADER_LEN + len) as u64, align)
 }
 
 /// Rounds `n` up to a multiple of the power of two `align`.

@@ -20,7 +20,7 @@
 use crate::buffer::Buffer;
 use crate::error::{Corruption, Error};
 use crate::frame::{
-    align_up, frame, frame_len, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker,
+    align_up, frame_header, frame_len, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker,
     MARKER_ID, MAX_ENTRY_LEN,
 };
 use crate::storage::Storage;
@@ -127,7 +127,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// Verifies a frame too large for the buffer by streaming its payload through the CRC.
     fn verify_streaming(&mut self, pos: u64, h: &FrameHeader, seal: &FrameSeal, id: u64) -> Res<bool, S> {
         let mut crc = seal.begin(id, h.word());
-        let mut at = pos + frame::HEADER_LEN as u64;
+        let mut at = pos + frame_header::HEADER_LEN as u64;
         let end = at + h.len as u64;
         while at < end {
             let n = (end - at).min(self.buf.bytes().len() as u64) as usize;
@@ -142,7 +142,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
 
     /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any.
     fn marker_beyond(&mut self, pos: u64, seal: &FrameSeal, align: usize) -> Res<Option<u64>, S> {
-        let marker_len = frame::HEADER_LEN + crate::frame::marker::LEN;
+        let marker_len = frame_header::HEADER_LEN + crate::frame::marker::LEN;
         let mut at = pos + align as u64;
         while at + marker_len as u64 <= self.extent {
             if let Some(bytes) = self.get(at, marker_len)? {
@@ -159,9 +159,9 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
 }
 
 fn parse_marker(bytes: &[u8], seal: &FrameSeal) -> Option<SyncMarker> {
-    let head: &[u8; frame::HEADER_LEN] = bytes.get(..frame::HEADER_LEN)?.try_into().ok()?;
+    let head: &[u8; frame_header::HEADER_LEN] = bytes.get(..frame_header::HEADER_LEN)?.try_into().ok()?;
     let h = FrameHeader::parse(head)?;
-    let payload = bytes.get(frame::HEADER_LEN..frame::HEADER_LEN + h.len as usize)?;
+    let payload = bytes.get(frame_header::HEADER_LEN..frame_header::HEADER_LEN + h.len as usize)?;
     if h.kind != FrameKind::SyncMarker || !h.verify(seal, MARKER_ID, payload) {
         return None;
     }
@@ -201,7 +201,7 @@ where
         if pos == limit && matches!(bound, Bound::Sealed(_)) {
             return Ok(done(pos, Tail::Clean, id, payload_bytes));
         }
-        let header = match w.get(pos, frame::HEADER_LEN)? {
+        let header = match w.get(pos, frame_header::HEADER_LEN)? {
             Some(b) => FrameHeader::parse(b.try_into().expect("8 bytes")),
             None => None,
         }
@@ -210,10 +210,10 @@ where
             None => None,
             Some(h) => {
                 let frame_id = if h.kind == FrameKind::Entry { id } else { MARKER_ID };
-                let total = frame::HEADER_LEN + h.len as usize;
+                let total = frame_header::HEADER_LEN + h.len as usize;
                 match w.get(pos, total) {
                     Ok(Some(bytes)) => {
-                        let payload = &bytes[frame::HEADER_LEN..];
+                        let payload = &bytes[frame_header::HEADER_LEN..];
                         if h.verify(&seal, frame_id, payload) {
                             match h.kind {
                                 FrameKind::Entry => {
@@ -427,11 +427,11 @@ impl Appender {
         } else {
             // Larger than the whole buffer: header and a first aligned piece through the
             // buffer, the aligned middle straight from the caller, the rest staged.
-            let first = (cap - cap % self.align) - frame::HEADER_LEN;
+            let first = (cap - cap % self.align) - frame_header::HEADER_LEN;
             let b = buf.bytes_mut();
-            b[..frame::HEADER_LEN].copy_from_slice(&head);
-            b[frame::HEADER_LEN..frame::HEADER_LEN + first].copy_from_slice(&payload[..first]);
-            self.fill = frame::HEADER_LEN + first;
+            b[..frame_header::HEADER_LEN].copy_from_slice(&head);
+            b[frame_header::HEADER_LEN..frame_header::HEADER_LEN + first].copy_from_slice(&payload[..first]);
+            self.fill = frame_header::HEADER_LEN + first;
             self.flush(st, buf)?;
             let rest = &payload[first..];
             let middle = rest.len() - rest.len() % self.align;
@@ -465,7 +465,7 @@ impl Appender {
                 }
                 self.flush(st, buf)?;
             }
-            let start = self.fill + frame::HEADER_LEN;
+            let start = self.fill + frame_header::HEADER_LEN;
             let b = buf.bytes_mut();
             if start > b.len() {
                 continue;
@@ -499,17 +499,17 @@ impl Appender {
     /// the previous segment) to the front of this fresh appender's buffer and reseals it.
     pub fn adopt(&mut self, buf: &mut [u8], from: usize, total: usize, id: u64) {
         buf.copy_within(from..from + total, 0);
-        let word = crate::frame::le_u32(&buf[frame::WORD]);
-        let len = (word & frame::LEN_MASK) as usize;
-        let head = self.seal.seal(FrameKind::Entry, id, &buf[frame::HEADER_LEN..frame::HEADER_LEN + len]);
-        buf[..frame::HEADER_LEN].copy_from_slice(&head);
+        let word = crate::frame::le_u32(&buf[frame_header::WORD]);
+        let len = (word & frame_header::LEN_MASK) as usize;
+        let head = self.seal.seal(FrameKind::Entry, id, &buf[frame_header::HEADER_LEN..frame_header::HEADER_LEN + len]);
+        buf[..frame_header::HEADER_LEN].copy_from_slice(&head);
         self.fill = total;
         self.entries += 1;
     }
 }
 
-fn put_frame(out: &mut [u8], head: &[u8; frame::HEADER_LEN], payload: &[u8]) {
-    let (h, rest) = out.split_at_mut(frame::HEADER_LEN);
+fn put_frame(out: &mut [u8], head: &[u8; frame_header::HEADER_LEN], payload: &[u8]) {
+    let (h, rest) = out.split_at_mut(frame_header::HEADER_LEN);
     h.copy_from_slice(head);
     rest[..payload.len()].copy_from_slice(payload);
     rest[payload.len()..].fill(0);

@@ -156,7 +156,7 @@ impl<S: Storage + ?Sized> Storage for &mut S {
 /// it first. Returns `false` for a misaligned offset or length.
 pub fn write_is_aligned(write_size: usize, offset: u64, len: usize) -> bool {
     let ws = write_size as u64;
-    ws.is_power_of_two() && offset % ws == 0 && (len as u64) % ws == 0
+    ws.is_power_of_two() && offset.is_multiple_of(ws) && (len as u64).is_multiple_of(ws)
 }
 
 /// Lowest, highest and number of segments present.

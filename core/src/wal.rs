@@ -423,7 +423,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             if data_start + total > max {
                 return Err(Error::EntryTooLarge {
                     len: payload.len() as u64,
-                    max: max - data_start - crate::frame::frame::HEADER_LEN as u64,
+                    max: max - data_start - crate::frame::frame_header::HEADER_LEN as u64,
                 });
             }
         }

@@ -1,0 +1,340 @@
+//! [`DirStorage`]: the adapter from a [`Directory`] onto the core's
+//! [`Storage`] trait, so the record log and the WAL of `durability-core` run over
+//! files, memory, or any other directory backend.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use durability_core::storage::write_is_aligned;
+use durability_core::{ErrorType, Storage};
+
+use crate::directory::{parent_dir, Directory, FileHandle};
+use crate::error::{PersistenceError, PersistenceResult};
+
+/// How many open file handles a [`DirStorage`] keeps (most recently used first).
+/// Two would do for a WAL (the segment being appended and the one being read or
+/// sealed); a few more avoid reopening during replay checks.
+const HANDLE_CACHE: usize = 4;
+
+/// Digits in a segment file name.
+const SEGMENT_DIGITS: usize = 20;
+
+/// Suffix of a segment file name.
+const SEGMENT_SUFFIX: &str = ".seg";
+
+#[derive(Debug, Clone)]
+enum Layout {
+    /// Segment `n` is `{subdir}/{n:020}.seg`.
+    Segments { subdir: String },
+    /// Segment 0 is this file; no other segment exists.
+    Single { path: String },
+}
+
+/// A [`Storage`] over a [`Directory`]: each segment is one file.
+///
+/// - [`DirStorage::segments`]: segment `n` is the file `{subdir}/{n:020}.seg`, for the
+///   multi-segment WAL.
+/// - [`DirStorage::single`]: segment 0 is one given file, for the record log.
+///
+/// The directory must support [`Directory::open_handle`] (every backend of this crate
+/// does). Write size is 1.
+///
+/// # Durability
+///
+/// [`Storage::sync`] of a segment calls [`FileHandle::sync_data`]; the first sync after
+/// the segment was [created](Storage::create) also syncs the parent directory, so the
+/// file's *name* is durable too (and, if this storage created the parent directory,
+/// the grandparent as well, so the directory itself is). [`Storage::remove`] deletes
+/// the file and syncs the parent before returning. A failed barrier is reported and
+/// never retried on the caller's behalf.
+///
+/// # Handles
+///
+/// Open handles of the most recently used segments are cached, so appends and reads
+/// do not reopen files. A storage assumes it is the only one changing its segments
+/// while it exists: a segment deleted or replaced behind its back may still be seen
+/// through a cached handle.
+pub struct DirStorage {
+    dir: Arc<dyn Directory>,
+    layout: Layout,
+    /// Open handles, most recently used first.
+    cache: Vec<(u64, Box<dyn FileHandle>)>,
+    /// Segments created by this storage whose names are not yet known to be durable.
+    unnamed: BTreeSet<u64>,
+    /// Directories whose entries must be synced before those names are durable.
+    dirty_dirs: BTreeSet<String>,
+}
+
+impl DirStorage {
+    /// Segments as numbered files in `subdir` (`""` = the directory's root): segment
+    /// `n` is `{subdir}/{n:020}.seg`, e.g. `wal/00000000000000000001.seg`. The
+    /// subdirectory is created with the first segment. Other files in it are ignored.
+    pub fn segments(dir: Arc<dyn Directory>, subdir: &str) -> Self {
+        Self::with_layout(
+            dir,
+            Layout::Segments {
+                subdir: subdir.trim_end_matches('/').to_string(),
+            },
+        )
+    }
+
+    /// One file as segment 0 (the record log's segment); any other segment number is
+    /// a `NotFound` I/O error. The file's parent directory is created with it.
+    pub fn single(dir: Arc<dyn Directory>, path: &str) -> Self {
+        Self::with_layout(
+            dir,
+            Layout::Single {
+                path: path.to_string(),
+            },
+        )
+    }
+
+    fn with_layout(dir: Arc<dyn Directory>, layout: Layout) -> Self {
+        DirStorage {
+            dir,
+            layout,
+            cache: Vec::new(),
+            unnamed: BTreeSet::new(),
+            dirty_dirs: BTreeSet::new(),
+        }
+    }
+
+    /// The path of segment `n` in the directory. For a [`single`](DirStorage::single)
+    /// storage this is its file whatever `n` is.
+    pub fn segment_path(&self, n: u64) -> String {
+        match &self.layout {
+            Layout::Segments { subdir } if subdir.is_empty() => format!("{n:020}{SEGMENT_SUFFIX}"),
+            Layout::Segments { subdir } => format!("{subdir}/{n:020}{SEGMENT_SUFFIX}"),
+            Layout::Single { path } => path.clone(),
+        }
+    }
+
+    /// The directory the segments live in.
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.dir
+    }
+
+    /// The segment number of a file name (not a path) of the
+    /// [`segments`](DirStorage::segments) layout: exactly 20 ASCII digits and `.seg`.
+    pub fn segment_number(name: &str) -> Option<u64> {
+        let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+        if digits.len() != SEGMENT_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// The directory holding the segment files.
+    fn parent(&self) -> &str {
+        match &self.layout {
+            Layout::Segments { subdir } => subdir,
+            Layout::Single { path } => parent_dir(path),
+        }
+    }
+
+    /// The path of an addressable segment.
+    fn path_of(&self, n: u64) -> PersistenceResult<String> {
+        match &self.layout {
+            Layout::Single { path } if n != 0 => Err(PersistenceError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("segment {n} does not exist: `{path}` is a single-segment storage"),
+            ))),
+            _ => Ok(self.segment_path(n)),
+        }
+    }
+
+    fn drop_handle(&mut self, n: u64) {
+        self.cache.retain(|(s, _)| *s != n);
+    }
+
+    fn put_handle(&mut self, n: u64, h: Box<dyn FileHandle>) {
+        self.drop_handle(n);
+        self.cache.insert(0, (n, h));
+        self.cache.truncate(HANDLE_CACHE);
+    }
+
+    /// The handle of segment `n`, opened (without creating) if not cached. A missing
+    /// file is an `Io` error of kind `NotFound`.
+    fn handle(&mut self, n: u64) -> PersistenceResult<&mut dyn FileHandle> {
+        match self.cache.iter().position(|(s, _)| *s == n) {
+            Some(0) => {}
+            Some(i) => {
+                let entry = self.cache.remove(i);
+                self.cache.insert(0, entry);
+            }
+            None => {
+                let path = self.path_of(n)?;
+                let h = self.dir.open_handle(&path, false)?;
+                self.put_handle(n, h);
+            }
+        }
+        Ok(self.cache[0].1.as_mut())
+    }
+}
+
+impl fmt::Debug for DirStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirStorage")
+            .field("layout", &self.layout)
+            .field(
+                "open_handles",
+                &self.cache.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
+            .field("unnamed", &self.unnamed)
+            .field("dirty_dirs", &self.dirty_dirs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ErrorType for DirStorage {
+    type Error = PersistenceError;
+}
+
+impl Storage for DirStorage {
+    fn write_size(&self) -> usize {
+        1
+    }
+
+    fn list(&mut self, visit: &mut dyn FnMut(u64)) -> PersistenceResult<()> {
+        match &self.layout {
+            Layout::Single { path } => {
+                if self.dir.exists(path) {
+                    visit(0);
+                }
+                Ok(())
+            }
+            Layout::Segments { subdir } => {
+                let names = match self.dir.list_dir(subdir) {
+                    Ok(names) => names,
+                    Err(e) if e.is_not_found() => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                names
+                    .iter()
+                    .filter_map(|name| Self::segment_number(name))
+                    .for_each(visit);
+                Ok(())
+            }
+        }
+    }
+
+    fn create(&mut self, segment: u64) -> PersistenceResult<()> {
+        let path = self.path_of(segment)?;
+        self.drop_handle(segment);
+        let parent = self.parent().to_string();
+        // Each directory this creates needs its own parent synced as well.
+        let mut d = parent.as_str();
+        while !d.is_empty() && !self.dir.exists(d) {
+            self.dirty_dirs.insert(parent_dir(d).to_string());
+            d = parent_dir(d);
+        }
+        self.dir.create_dir_all(&parent)?;
+        self.dirty_dirs.insert(parent);
+        let mut h = self.dir.open_handle(&path, true)?;
+        self.unnamed.insert(segment);
+        h.set_len(0)?;
+        self.put_handle(segment, h);
+        Ok(())
+    }
+
+    fn len(&mut self, segment: u64) -> PersistenceResult<u64> {
+        self.handle(segment)?.len()
+    }
+
+    fn read(&mut self, segment: u64, offset: u64, buf: &mut [u8]) -> PersistenceResult<usize> {
+        self.handle(segment)?.read_at(offset, buf)
+    }
+
+    fn write(&mut self, segment: u64, offset: u64, data: &[u8]) -> PersistenceResult<()> {
+        if !write_is_aligned(self.write_size(), offset, data.len()) {
+            return Err(PersistenceError::InvalidState(format!(
+                "misaligned write of {} bytes at offset {offset} to segment {segment}",
+                data.len()
+            )));
+        }
+        self.handle(segment)?.write_at(offset, data)
+    }
+
+    fn sync(&mut self, segment: u64) -> PersistenceResult<()> {
+        self.handle(segment)?.sync_data()?;
+        if self.unnamed.contains(&segment) {
+            // Deepest directory first: a directory's own entry is synced after its
+            // content, so no durable name ever points at a directory missing entries.
+            let mut dirs: Vec<String> = self.dirty_dirs.iter().cloned().collect();
+            dirs.sort_by_key(|d| {
+                std::cmp::Reverse(if d.is_empty() {
+                    0
+                } else {
+                    d.matches('/').count() + 1
+                })
+            });
+            for d in dirs {
+                self.dir.sync_dir(&d)?;
+                self.dirty_dirs.remove(&d);
+            }
+            // Every name this storage created lives in the synced parent.
+            self.unnamed.clear();
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, segment: u64, len: u64) -> PersistenceResult<()> {
+        self.handle(segment)?.set_len(len)
+    }
+
+    fn remove(&mut self, segment: u64) -> PersistenceResult<()> {
+        let path = self.path_of(segment)?;
+        self.drop_handle(segment);
+        self.dir.delete(&path)?;
+        self.unnamed.remove(&segment);
+        self.dir.sync_dir(self.parent())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names() {
+        assert_eq!(
+            DirStorage::segment_number("00000000000000000001.seg"),
+            Some(1)
+        );
+        assert_eq!(
+            DirStorage::segment_number("18446744073709551615.seg"),
+            Some(u64::MAX)
+        );
+        assert_eq!(DirStorage::segment_number("18446744073709551616.seg"), None);
+        assert_eq!(DirStorage::segment_number("0000000000000000001.seg"), None);
+        assert_eq!(
+            DirStorage::segment_number("000000000000000000001.seg"),
+            None
+        );
+        assert_eq!(DirStorage::segment_number("0000000000000000000+.seg"), None);
+        assert_eq!(
+            DirStorage::segment_number("00000000000000000001.seg.tmp"),
+            None
+        );
+        assert_eq!(DirStorage::segment_number("00000000000000000001"), None);
+    }
+
+    #[test]
+    fn paths() {
+        let dir: Arc<dyn Directory> = Arc::new(crate::MemoryDirectory::new());
+        let s = DirStorage::segments(dir.clone(), "wal");
+        assert_eq!(s.segment_path(1), "wal/00000000000000000001.seg");
+        let s = DirStorage::segments(dir.clone(), "");
+        assert_eq!(s.segment_path(12), "00000000000000000012.seg");
+        let s = DirStorage::single(dir, "logs/a.log");
+        assert_eq!(s.segment_path(0), "logs/a.log");
+        assert_eq!(s.parent(), "logs");
+    }
+
+    #[test]
+    fn is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<DirStorage>();
+    }
+}
