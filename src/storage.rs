@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+pub use durability_std::failing;
 pub use durability_std::{
     sync_file, sync_parent_dir, DirStorage, Directory, DurableDirectory, FailingDirectory,
     FileHandle, FsDirectory, MemoryDirectory,
