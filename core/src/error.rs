@@ -161,7 +161,9 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::EntryTooLarge { len, max } => {
                 write!(f, "entry of {len} bytes exceeds the limit of {max} bytes")
             }
-            Error::BufferTooSmall { needed } => write!(f, "buffer too small: {needed} bytes needed"),
+            Error::BufferTooSmall { needed } => {
+                write!(f, "buffer too small: {needed} bytes needed")
+            }
             Error::Poisoned => f.write_str("writer poisoned by an earlier I/O or sync failure"),
             Error::Encode => f.write_str("entry could not be encoded"),
             Error::Decode { entry_id } => write!(f, "entry {entry_id} does not decode"),

@@ -254,10 +254,16 @@ impl FrameSeal {
     }
 
     /// Fills `header` for a frame whose payload is already in place.
-    pub fn seal(&self, kind: FrameKind, entry_id: u64, payload: &[u8]) -> [u8; frame_header::HEADER_LEN] {
+    pub fn seal(
+        &self,
+        kind: FrameKind,
+        entry_id: u64,
+        payload: &[u8],
+    ) -> [u8; frame_header::HEADER_LEN] {
         let word = (kind as u32) << frame_header::KIND_SHIFT | payload.len() as u32;
         let mut out = [0u8; frame_header::HEADER_LEN];
-        out[frame_header::CRC].copy_from_slice(&self.checksum(entry_id, word, payload).to_le_bytes());
+        out[frame_header::CRC]
+            .copy_from_slice(&self.checksum(entry_id, word, payload).to_le_bytes());
         out[frame_header::WORD].copy_from_slice(&word.to_le_bytes());
         out
     }

@@ -4,13 +4,13 @@
 //!
 //! - [`checksum`]: CRC-32C behind one small interface.
 //! - [`frame`]: the byte formats (segment header, frame, sync marker).
-//! - [`storage`]: the [`Storage`](storage::Storage) trait every backend implements.
+//! - [`storage`]: the [`Storage`] trait every backend implements.
 //! - [`segment`]: reading one segment's frames and judging its end; appending to it.
 //! - [`recordlog`]: a single-segment log of records.
 //! - [`wal`]: the multi-segment write-ahead log.
 //!
 //! No allocator is needed: every reader and writer works over a caller-provided
-//! [`Buffer`](buffer::Buffer). The `alloc` feature adds `Vec` buffers and an in-memory
+//! [`Buffer`]. The `alloc` feature adds `Vec` buffers and an in-memory
 //! storage ([`mem::MemStorage`]).
 #![no_std]
 #![forbid(unsafe_code)]

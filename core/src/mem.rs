@@ -102,6 +102,9 @@ impl Storage for MemStorage {
         Ok(())
     }
     fn remove(&mut self, segment: u64) -> Result<(), MemError> {
-        self.segments.remove(&segment).map(|_| ()).ok_or(MemError::NotFound)
+        self.segments
+            .remove(&segment)
+            .map(|_| ())
+            .ok_or(MemError::NotFound)
     }
 }

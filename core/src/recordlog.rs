@@ -157,7 +157,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
     fn open_log(&mut self) -> Res<Appender, S> {
         let ws = self.st.write_size();
         if !ws.is_power_of_two() || ws > crate::frame::MAX_ALIGN {
-            return Err(Error::InvalidConfig("write size must be a power of two up to 32"));
+            return Err(Error::InvalidConfig(
+                "write size must be a power of two up to 32",
+            ));
         }
         if !self.buf.grow_to(MIN_WRITE_BUFFER) {
             return Err(Error::BufferTooSmall {
@@ -170,7 +172,11 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
             Err(e) if e.kind() == StorageErrorKind::NotFound => false,
             Err(e) => return Err(Error::Storage(e)),
         };
-        let header = if exists { segment::read_header(&mut self.st, seg)? } else { None };
+        let header = if exists {
+            segment::read_header(&mut self.st, seg)?
+        } else {
+            None
+        };
         let Some(h) = header else {
             if exists {
                 segment::check_torn_header(&mut self.st, &mut self.buf, seg, None)?;
@@ -190,7 +196,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         let end = segment::scan(&mut self.st, &mut self.buf, &h, Bound::Open, |_, _| Ok(()))?;
         self.next_index = end.next_id;
         if !self.st.resume_in_place() {
-            return Err(Error::InvalidConfig("record log needs a medium that can append after reopening"));
+            return Err(Error::InvalidConfig(
+                "record log needs a medium that can append after reopening",
+            ));
         }
         if end.tail == Tail::Torn {
             self.st.truncate(seg, end.end).map_err(Error::Storage)?;
@@ -209,7 +217,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         }
         self.ensure_open()?;
         let index = self.next_index;
-        let State::Open(app) = &mut self.state else { unreachable!("opened above") };
+        let State::Open(app) = &mut self.state else {
+            unreachable!("opened above")
+        };
         let r = app
             .stage_marker(&mut self.st, &mut self.buf, index)
             .and_then(|_| app.append(&mut self.st, &mut self.buf, index, payload));
@@ -226,13 +236,17 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
     {
         self.ensure_open()?;
         let index = self.next_index;
-        let State::Open(app) = &mut self.state else { unreachable!("opened above") };
+        let State::Open(app) = &mut self.state else {
+            unreachable!("opened above")
+        };
         let r = app
             .stage_marker(&mut self.st, &mut self.buf, index)
             .and_then(|_| app.stage_with(&mut self.st, &mut self.buf, index, encode));
         match self.poison_on_storage_error(r)? {
             Some(total) => {
-                let State::Open(app) = &mut self.state else { unreachable!() };
+                let State::Open(app) = &mut self.state else {
+                    unreachable!()
+                };
                 app.commit(total);
                 self.next_index += 1;
                 Ok(Some(index))
@@ -244,7 +258,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
     /// Hands staged records to storage (not a barrier).
     pub fn flush(&mut self) -> Res<(), S> {
         self.ensure_open()?;
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         let r = app.flush(&mut self.st, &mut self.buf);
         self.poison_on_storage_error(r)
     }
@@ -252,7 +268,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
     /// Flushes and runs a barrier: on `Ok`, every record appended so far is durable.
     pub fn sync(&mut self) -> Res<(), S> {
         self.ensure_open()?;
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         let r = app.sync(&mut self.st, &mut self.buf).map(|_| ());
         self.poison_on_storage_error(r)
     }
@@ -262,5 +280,31 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
             self.state = State::Poisoned;
         }
         r
+    }
+}
+
+impl<S: Storage, B: Buffer> RecordLogReader<S, B> {
+    /// Every record as bytes.
+    #[cfg(feature = "alloc")]
+    pub fn read_to_vec(&mut self, mode: ReadMode) -> Res<alloc::vec::Vec<alloc::vec::Vec<u8>>, S> {
+        let mut out = alloc::vec::Vec::new();
+        self.read(mode, |_, bytes| {
+            out.push(bytes.to_vec());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Reads postcard-encoded records, decoding each into `T`.
+    pub fn read_postcard<T, F>(&mut self, mode: ReadMode, mut f: F) -> Res<ReadReport, S>
+    where
+        T: serde::de::DeserializeOwned,
+        F: FnMut(u64, T) -> Res<(), S>,
+    {
+        self.read(mode, |index, bytes| {
+            let value =
+                postcard::from_bytes(bytes).map_err(|_| Error::Decode { entry_id: index })?;
+            f(index, value)
+        })
     }
 }

@@ -1,8 +1,8 @@
 //! One segment: reading its frames and judging its end, and appending frames to it.
 //!
 //! Both logs (the multi-segment WAL and the single-segment record log) are built from
-//! the two halves of this file: [`scan`] walks a segment's frames and classifies how it
-//! ends, [`Appender`] stages frames in the caller's buffer and hands them to storage.
+//! the two halves of this file: `scan` walks a segment's frames and classifies how it
+//! ends, `Appender` stages frames in the caller's buffer and hands them to storage.
 //!
 //! # How a segment's end is judged
 //!
@@ -20,8 +20,8 @@
 use crate::buffer::Buffer;
 use crate::error::{Corruption, Error};
 use crate::frame::{
-    align_up, frame_header, frame_len, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker,
-    MARKER_ID, MAX_ENTRY_LEN,
+    align_up, frame_header, frame_len, FrameHeader, FrameKind, FrameSeal, SegmentHeader,
+    SyncMarker, MARKER_ID, MAX_ENTRY_LEN,
 };
 use crate::storage::Storage;
 
@@ -87,7 +87,10 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// Bytes `pos..pos + n`, or `None` if they run past the extent.
     /// `Err(BufferTooSmall)` if the buffer cannot hold `n` bytes.
     fn get(&mut self, pos: u64, n: usize) -> Res<Option<&[u8]>, S> {
-        if pos.checked_add(n as u64).is_none_or(|end| end > self.extent) {
+        if pos
+            .checked_add(n as u64)
+            .is_none_or(|end| end > self.extent)
+        {
             return Ok(None);
         }
         let cached = pos >= self.off && pos + n as u64 <= self.off + self.len as u64;
@@ -125,7 +128,13 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// Verifies a frame too large for the buffer by streaming its payload through the CRC.
-    fn verify_streaming(&mut self, pos: u64, h: &FrameHeader, seal: &FrameSeal, id: u64) -> Res<bool, S> {
+    fn verify_streaming(
+        &mut self,
+        pos: u64,
+        h: &FrameHeader,
+        seal: &FrameSeal,
+        id: u64,
+    ) -> Res<bool, S> {
         let mut crc = seal.begin(id, h.word());
         let mut at = pos + frame_header::HEADER_LEN as u64;
         let end = at + h.len as u64;
@@ -159,7 +168,8 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
 }
 
 fn parse_marker(bytes: &[u8], seal: &FrameSeal) -> Option<SyncMarker> {
-    let head: &[u8; frame_header::HEADER_LEN] = bytes.get(..frame_header::HEADER_LEN)?.try_into().ok()?;
+    let head: &[u8; frame_header::HEADER_LEN] =
+        bytes.get(..frame_header::HEADER_LEN)?.try_into().ok()?;
     let h = FrameHeader::parse(head)?;
     let payload = bytes.get(frame_header::HEADER_LEN..frame_header::HEADER_LEN + h.len as usize)?;
     if h.kind != FrameKind::SyncMarker || !h.verify(seal, MARKER_ID, payload) {
@@ -170,7 +180,13 @@ fn parse_marker(bytes: &[u8], seal: &FrameSeal) -> Option<SyncMarker> {
 
 /// Walks the frames of one segment, calling `on_entry(id, payload)` for each entry,
 /// and classifies its end (see the module docs).
-pub(crate) fn scan<S, B, F>(st: &mut S, buf: &mut B, hdr: &SegmentHeader, bound: Bound, mut on_entry: F) -> Res<SegmentEnd, S>
+pub(crate) fn scan<S, B, F>(
+    st: &mut S,
+    buf: &mut B,
+    hdr: &SegmentHeader,
+    bound: Bound,
+    mut on_entry: F,
+) -> Res<SegmentEnd, S>
 where
     S: Storage,
     B: Buffer,
@@ -209,7 +225,11 @@ where
         let verified = match header {
             None => None,
             Some(h) => {
-                let frame_id = if h.kind == FrameKind::Entry { id } else { MARKER_ID };
+                let frame_id = if h.kind == FrameKind::Entry {
+                    id
+                } else {
+                    MARKER_ID
+                };
                 let total = frame_header::HEADER_LEN + h.len as usize;
                 match w.get(pos, total) {
                     Ok(Some(bytes)) => {
@@ -222,9 +242,14 @@ where
                                     id += 1;
                                 }
                                 FrameKind::SyncMarker => {
-                                    let m = SyncMarker::parse(payload.try_into().expect("16 bytes"));
+                                    let m =
+                                        SyncMarker::parse(payload.try_into().expect("16 bytes"));
                                     if m.watermark > pos || m.next_id != id {
-                                        return Err(Error::corrupt(seg, pos, Corruption::BadSyncMarker));
+                                        return Err(Error::corrupt(
+                                            seg,
+                                            pos,
+                                            Corruption::BadSyncMarker,
+                                        ));
                                     }
                                 }
                             }
@@ -249,7 +274,11 @@ where
             None => {
                 // The first undecodable frame: decide what it is.
                 if matches!(bound, Bound::Sealed(_)) {
-                    return Err(Error::corrupt(seg, pos, Corruption::BadFrameInSealedSegment));
+                    return Err(Error::corrupt(
+                        seg,
+                        pos,
+                        Corruption::BadFrameInSealedSegment,
+                    ));
                 }
                 if w.rest_is(pos, unwritten)? {
                     return Ok(done(pos, Tail::Clean, id, payload_bytes));
@@ -286,7 +315,12 @@ pub(crate) fn read_header<S: Storage>(st: &mut S, seg: u64) -> Res<Option<Segmen
 /// A torn creation never had a durable sync marker, and its first bytes are either
 /// short, unwritten, or still carry our magic. A valid marker inside proves the header
 /// was once durable; a file with foreign content is not ours to repair or overwrite.
-pub(crate) fn check_torn_header<S: Storage, B: Buffer>(st: &mut S, buf: &mut B, seg: u64, log_id: Option<u64>) -> Res<(), S> {
+pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
+    st: &mut S,
+    buf: &mut B,
+    seg: u64,
+    log_id: Option<u64>,
+) -> Res<(), S> {
     let mut raw = [0u8; crate::frame::header::LEN];
     let n = st.read(seg, 0, &mut raw).map_err(Error::Storage)?;
     let raw = &raw[..n];
@@ -352,11 +386,13 @@ impl Appender {
     pub fn create<S: Storage>(st: &mut S, hdr: &SegmentHeader) -> Res<Self, S> {
         st.create(hdr.segment).map_err(Error::Storage)?;
         let mut block = [0u8; MIN_WRITE_BUFFER];
-        let head: &mut [u8; crate::frame::header::LEN] =
-            (&mut block[..crate::frame::header::LEN]).try_into().expect("header fits");
+        let head: &mut [u8; crate::frame::header::LEN] = (&mut block[..crate::frame::header::LEN])
+            .try_into()
+            .expect("header fits");
         hdr.emit(head);
         let start = hdr.data_start();
-        st.write(hdr.segment, 0, &block[..start as usize]).map_err(Error::Storage)?;
+        st.write(hdr.segment, 0, &block[..start as usize])
+            .map_err(Error::Storage)?;
         Ok(Appender::resume(hdr, start))
     }
 
@@ -368,7 +404,8 @@ impl Appender {
     /// Writes the staged bytes to storage.
     pub fn flush<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B) -> Res<(), S> {
         if self.fill > 0 {
-            st.write(self.seg, self.written, &buf.bytes()[..self.fill]).map_err(Error::Storage)?;
+            st.write(self.seg, self.written, &buf.bytes()[..self.fill])
+                .map_err(Error::Storage)?;
             self.written += self.fill as u64;
             self.fill = 0;
         }
@@ -388,7 +425,12 @@ impl Appender {
     }
 
     /// Room for `total` staged bytes, flushing first if needed.
-    fn make_room<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B, total: usize) -> Res<(), S> {
+    fn make_room<S: Storage, B: Buffer>(
+        &mut self,
+        st: &mut S,
+        buf: &mut B,
+        total: usize,
+    ) -> Res<(), S> {
         if self.fill + total > buf.bytes().len() {
             self.flush(st, buf)?;
         }
@@ -396,7 +438,12 @@ impl Appender {
     }
 
     /// Stages the sync marker if one is due.
-    pub fn stage_marker<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B, next_id: u64) -> Res<(), S> {
+    pub fn stage_marker<S: Storage, B: Buffer>(
+        &mut self,
+        st: &mut S,
+        buf: &mut B,
+        next_id: u64,
+    ) -> Res<(), S> {
         if !self.marker_due {
             return Ok(());
         }
@@ -408,7 +455,11 @@ impl Appender {
         let total = frame_len(payload.len(), self.align) as usize;
         self.make_room(st, buf, total)?;
         let head = self.seal.seal(FrameKind::SyncMarker, MARKER_ID, &payload);
-        put_frame(&mut buf.bytes_mut()[self.fill..self.fill + total], &head, &payload);
+        put_frame(
+            &mut buf.bytes_mut()[self.fill..self.fill + total],
+            &head,
+            &payload,
+        );
         self.fill += total;
         self.marker_due = false;
         Ok(())
@@ -416,13 +467,23 @@ impl Appender {
 
     /// Places an entry frame with a known payload, staging it if it fits the buffer and
     /// writing it through otherwise. The caller has checked length and rotation.
-    pub fn append<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B, id: u64, payload: &[u8]) -> Res<(), S> {
+    pub fn append<S: Storage, B: Buffer>(
+        &mut self,
+        st: &mut S,
+        buf: &mut B,
+        id: u64,
+        payload: &[u8],
+    ) -> Res<(), S> {
         let head = self.seal.seal(FrameKind::Entry, id, payload);
         let total = frame_len(payload.len(), self.align) as usize;
         self.make_room(st, buf, total)?;
         let cap = buf.bytes().len();
         if self.fill + total <= cap {
-            put_frame(&mut buf.bytes_mut()[self.fill..self.fill + total], &head, payload);
+            put_frame(
+                &mut buf.bytes_mut()[self.fill..self.fill + total],
+                &head,
+                payload,
+            );
             self.fill += total;
         } else {
             // Larger than the whole buffer: header and a first aligned piece through the
@@ -430,12 +491,14 @@ impl Appender {
             let first = (cap - cap % self.align) - frame_header::HEADER_LEN;
             let b = buf.bytes_mut();
             b[..frame_header::HEADER_LEN].copy_from_slice(&head);
-            b[frame_header::HEADER_LEN..frame_header::HEADER_LEN + first].copy_from_slice(&payload[..first]);
+            b[frame_header::HEADER_LEN..frame_header::HEADER_LEN + first]
+                .copy_from_slice(&payload[..first]);
             self.fill = frame_header::HEADER_LEN + first;
             self.flush(st, buf)?;
             let rest = &payload[first..];
             let middle = rest.len() - rest.len() % self.align;
-            st.write(self.seg, self.written, &rest[..middle]).map_err(Error::Storage)?;
+            st.write(self.seg, self.written, &rest[..middle])
+                .map_err(Error::Storage)?;
             self.written += middle as u64;
             let tail = &rest[middle..];
             let staged = align_up(tail.len() as u64, self.align) as usize;
@@ -452,7 +515,13 @@ impl Appender {
     /// payload length or `None` if it does not fit. Returns the staged frame's length, or
     /// `None` (nothing staged) if it does not fit even an empty buffer. The frame is only
     /// staged tentatively: the caller commits it with [`Appender::commit`].
-    pub fn stage_with<S, B, F>(&mut self, st: &mut S, buf: &mut B, id: u64, mut encode: F) -> Res<Option<usize>, S>
+    pub fn stage_with<S, B, F>(
+        &mut self,
+        st: &mut S,
+        buf: &mut B,
+        id: u64,
+        mut encode: F,
+    ) -> Res<Option<usize>, S>
     where
         S: Storage,
         B: Buffer,
@@ -470,7 +539,9 @@ impl Appender {
             if start > b.len() {
                 continue;
             }
-            let Some(len) = encode(&mut b[start..]) else { continue };
+            let Some(len) = encode(&mut b[start..]) else {
+                continue;
+            };
             if len > MAX_ENTRY_LEN as usize {
                 return Err(Error::EntryTooLarge {
                     len: len as u64,
@@ -501,7 +572,11 @@ impl Appender {
         buf.copy_within(from..from + total, 0);
         let word = crate::frame::le_u32(&buf[frame_header::WORD]);
         let len = (word & frame_header::LEN_MASK) as usize;
-        let head = self.seal.seal(FrameKind::Entry, id, &buf[frame_header::HEADER_LEN..frame_header::HEADER_LEN + len]);
+        let head = self.seal.seal(
+            FrameKind::Entry,
+            id,
+            &buf[frame_header::HEADER_LEN..frame_header::HEADER_LEN + len],
+        );
         buf[..frame_header::HEADER_LEN].copy_from_slice(&head);
         self.fill = total;
         self.entries += 1;

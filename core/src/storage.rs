@@ -160,7 +160,9 @@ pub fn write_is_aligned(write_size: usize, offset: u64, len: usize) -> bool {
 }
 
 /// Lowest, highest and number of segments present.
-pub(crate) fn segment_span<S: Storage>(storage: &mut S) -> Result<Option<(u64, u64, u64)>, S::Error> {
+pub(crate) fn segment_span<S: Storage>(
+    storage: &mut S,
+) -> Result<Option<(u64, u64, u64)>, S::Error> {
     let mut span: Option<(u64, u64, u64)> = None;
     storage.list(&mut |n| {
         span = Some(match span {

@@ -92,7 +92,12 @@ struct Layout {
 }
 
 /// Scans the whole log once, delivering entries with id `>= from_id`.
-fn scan_log<S, B, F>(st: &mut S, buf: &mut B, from_id: u64, mut on_entry: F) -> Res<(ReplayReport, Option<Layout>), S>
+fn scan_log<S, B, F>(
+    st: &mut S,
+    buf: &mut B,
+    from_id: u64,
+    mut on_entry: F,
+) -> Res<(ReplayReport, Option<Layout>), S>
 where
     S: Storage,
     B: Buffer,
@@ -116,14 +121,21 @@ where
     match segment::read_header(st, hi)? {
         Some(_) => {}
         None => {
-            let known = if hi > lo { first.map(|h| h.log_id) } else { None };
+            let known = if hi > lo {
+                first.map(|h| h.log_id)
+            } else {
+                None
+            };
             if hi > lo && known.is_none() {
                 return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
             }
             segment::check_torn_header(st, buf, hi, known)?;
             torn_header = Some(hi);
             if hi == lo {
-                report.torn_at = Some(Location { segment: hi, offset: 0 });
+                report.torn_at = Some(Location {
+                    segment: hi,
+                    offset: 0,
+                });
                 return Ok((report, None));
             }
             last_seg = hi - 1;
@@ -170,9 +182,15 @@ where
             None => {
                 report.next_id = next_id;
                 if end.tail == Tail::Torn {
-                    report.torn_at = Some(Location { segment: n, offset: end.end });
+                    report.torn_at = Some(Location {
+                        segment: n,
+                        offset: end.end,
+                    });
                 } else if let Some(t) = torn_header {
-                    report.torn_at = Some(Location { segment: t, offset: 0 });
+                    report.torn_at = Some(Location {
+                        segment: t,
+                        offset: 0,
+                    });
                 }
                 return Ok((
                     report,
@@ -338,7 +356,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     fn align_log2(&self) -> Res<u8, S> {
         let ws = self.st.write_size();
         if !ws.is_power_of_two() || ws > crate::frame::MAX_ALIGN {
-            return Err(Error::InvalidConfig("write size must be a power of two up to 32"));
+            return Err(Error::InvalidConfig(
+                "write size must be a power of two up to 32",
+            ));
         }
         Ok(ws.trailing_zeros() as u8)
     }
@@ -374,7 +394,11 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         self.next_id = layout.end.next_id;
         let last = layout.last;
         let room = layout.end.end < self.limit(last.data_start());
-        if layout.torn_header.is_none() && layout.end.tail == Tail::Clean && self.st.resume_in_place() && room {
+        if layout.torn_header.is_none()
+            && layout.end.tail == Tail::Clean
+            && self.st.resume_in_place()
+            && room
+        {
             let mut app = Appender::resume(&last, layout.end.end);
             app.entries = layout.end.next_id - last.first_id;
             return Ok(app);
@@ -415,7 +439,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     fn append_open(&mut self, payload: &[u8]) -> Res<u64, S> {
         let id = self.next_id;
-        let State::Open(app) = &mut self.state else { unreachable!("opened above") };
+        let State::Open(app) = &mut self.state else {
+            unreachable!("opened above")
+        };
         app.stage_marker(&mut self.st, &mut self.buf, id)?;
         let total = frame_len(payload.len(), app.align);
         let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
@@ -428,11 +454,15 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             }
         }
         let limit = self.limit(data_start);
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         if app.entries > 0 && app.end() + total > limit {
             self.rotate()?;
         }
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         app.append(&mut self.st, &mut self.buf, id, payload)?;
         self.next_id += 1;
         Ok(id)
@@ -455,18 +485,24 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         F: FnMut(&mut [u8]) -> Option<usize>,
     {
         let id = self.next_id;
-        let State::Open(app) = &mut self.state else { unreachable!("opened above") };
+        let State::Open(app) = &mut self.state else {
+            unreachable!("opened above")
+        };
         app.stage_marker(&mut self.st, &mut self.buf, id)?;
         let Some(total) = app.stage_with(&mut self.st, &mut self.buf, id, encode)? else {
             return Ok(None);
         };
         let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
         let limit = self.limit(data_start);
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         if app.entries > 0 && app.end() + total as u64 > limit {
             let from = app.fill;
             self.rotate()?;
-            let State::Open(app) = &mut self.state else { unreachable!() };
+            let State::Open(app) = &mut self.state else {
+                unreachable!()
+            };
             app.flush(&mut self.st, &mut self.buf)?;
             app.adopt(self.buf.bytes_mut(), from, total, id);
         } else {
@@ -478,7 +514,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     /// Seals the current segment (durably) and starts the next one.
     fn rotate(&mut self) -> Res<(), S> {
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         app.flush(&mut self.st, &mut self.buf)?;
         if app.written > app.durable {
             self.st.sync(app.seg).map_err(Error::Storage)?;
@@ -500,7 +538,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// be in the page cache.
     pub fn flush(&mut self) -> Res<(), S> {
         self.ensure_open()?;
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         let r = app.flush(&mut self.st, &mut self.buf);
         self.poison_on_storage_error(r)
     }
@@ -510,7 +550,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// barrier may be assumed durable.
     pub fn sync(&mut self) -> Res<(), S> {
         self.ensure_open()?;
-        let State::Open(app) = &mut self.state else { unreachable!() };
+        let State::Open(app) = &mut self.state else {
+            unreachable!()
+        };
         let r = app.sync(&mut self.st, &mut self.buf).map(|_| ());
         self.poison_on_storage_error(r)
     }
@@ -520,5 +562,59 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             self.state = State::Poisoned;
         }
         r
+    }
+}
+
+impl<S: Storage, B: Buffer> WalWriter<S, B> {
+    /// Appends a postcard-encoded entry, serialized straight into the write buffer.
+    /// Without `alloc`, an entry larger than the buffer is [`Error::BufferTooSmall`].
+    pub fn append_postcard<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Res<u64, S> {
+        if let Some(id) =
+            self.append_with(|buf| postcard::to_slice(value, buf).ok().map(|s| s.len()))?
+        {
+            return Ok(id);
+        }
+        #[cfg(feature = "alloc")]
+        {
+            let bytes = postcard::to_allocvec(value).map_err(|_| Error::Encode)?;
+            self.append(&bytes)
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            let needed =
+                postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+                    .map_err(|_| Error::Encode)?;
+            Err(Error::BufferTooSmall {
+                needed: (needed + crate::frame::frame_header::HEADER_LEN) as u64,
+            })
+        }
+    }
+}
+
+impl<S: Storage, B: Buffer> WalReader<S, B> {
+    /// Replays postcard-encoded entries, decoding each into `T`.
+    pub fn replay_postcard<T, F>(&mut self, mode: ReadMode, mut f: F) -> Res<ReplayReport, S>
+    where
+        T: serde::de::DeserializeOwned,
+        F: FnMut(u64, T) -> Res<(), S>,
+    {
+        self.replay(mode, |id, bytes| {
+            let value = postcard::from_bytes(bytes).map_err(|_| Error::Decode { entry_id: id })?;
+            f(id, value)
+        })
+    }
+
+    /// Every entry as `(id, bytes)`.
+    #[cfg(feature = "alloc")]
+    pub fn replay_to_vec(
+        &mut self,
+        mode: ReadMode,
+    ) -> Res<alloc::vec::Vec<(u64, alloc::vec::Vec<u8>)>, S> {
+        let mut out = alloc::vec::Vec::new();
+        self.replay(mode, |id, bytes| {
+            out.push((id, bytes.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
