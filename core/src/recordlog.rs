@@ -54,10 +54,11 @@ impl<S: Storage, B: Buffer> RecordLogReader<S, B> {
             }
             Some(h) => {
                 check_kind(&h)?;
-                let end = segment::scan(&mut self.st, &mut self.buf, &h, Bound::Open, |i, p| {
-                    report.records += 1;
-                    f(i, p)
-                })?;
+                let end =
+                    segment::scan(&mut self.st, &mut self.buf, &h, Bound::Open, 0, |i, p| {
+                        report.records += 1;
+                        f(i, p)
+                    })?;
                 report.payload_bytes = end.payload_bytes;
                 (end.tail == Tail::Torn).then_some(end.end)
             }
@@ -193,7 +194,14 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         };
         check_kind(&h)?;
         self.log_id = h.log_id;
-        let end = segment::scan(&mut self.st, &mut self.buf, &h, Bound::Open, |_, _| Ok(()))?;
+        let end = segment::scan(
+            &mut self.st,
+            &mut self.buf,
+            &h,
+            Bound::Open,
+            u64::MAX,
+            |_, _| Ok(()),
+        )?;
         self.next_index = end.next_id;
         if !self.st.resume_in_place() {
             return Err(Error::InvalidConfig(
@@ -239,15 +247,14 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
-        let r = app
-            .stage_marker(&mut self.st, &mut self.buf, index)
-            .and_then(|_| app.stage_with(&mut self.st, &mut self.buf, index, encode));
+        let reserve = app.marker_len() as usize;
+        let r = app.stage_with(&mut self.st, &mut self.buf, index, reserve, encode);
         match self.poison_on_storage_error(r)? {
             Some(total) => {
                 let State::Open(app) = &mut self.state else {
                     unreachable!()
                 };
-                app.commit(total);
+                app.commit(self.buf.bytes_mut(), reserve, total, index, true);
                 self.next_index += 1;
                 Ok(Some(index))
             }

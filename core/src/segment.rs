@@ -178,13 +178,16 @@ fn parse_marker(bytes: &[u8], seal: &FrameSeal) -> Option<SyncMarker> {
     Some(SyncMarker::parse(payload.try_into().ok()?))
 }
 
-/// Walks the frames of one segment, calling `on_entry(id, payload)` for each entry,
-/// and classifies its end (see the module docs).
+/// Walks the frames of one segment, calling `on_entry(id, payload)` for each entry with
+/// `id >= deliver_from`, and classifies its end (see the module docs). Entries below
+/// `deliver_from` are verified but never need to fit the buffer: a frame larger than
+/// it has its checksum streamed.
 pub(crate) fn scan<S, B, F>(
     st: &mut S,
     buf: &mut B,
     hdr: &SegmentHeader,
     bound: Bound,
+    deliver_from: u64,
     mut on_entry: F,
 ) -> Res<SegmentEnd, S>
 where
@@ -237,8 +240,10 @@ where
                         if h.verify(&seal, frame_id, payload) {
                             match h.kind {
                                 FrameKind::Entry => {
-                                    on_entry(id, payload)?;
-                                    payload_bytes += h.len as u64;
+                                    if id >= deliver_from {
+                                        on_entry(id, payload)?;
+                                        payload_bytes += h.len as u64;
+                                    }
                                     id += 1;
                                 }
                                 FrameKind::SyncMarker => {
@@ -260,10 +265,14 @@ where
                     }
                     Ok(None) => None,
                     Err(Error::BufferTooSmall { needed }) => {
-                        if w.verify_streaming(pos, &h, &seal, frame_id)? {
+                        if !w.verify_streaming(pos, &h, &seal, frame_id)? {
+                            None
+                        } else if h.kind == FrameKind::Entry && id < deliver_from {
+                            id += 1;
+                            Some(h)
+                        } else {
                             return Err(Error::BufferTooSmall { needed });
                         }
-                        None
                     }
                     Err(e) => return Err(e),
                 }
@@ -437,6 +446,15 @@ impl Appender {
         Ok(())
     }
 
+    /// Bytes the due sync marker takes, 0 if none is due.
+    pub fn marker_len(&self) -> u64 {
+        if self.marker_due {
+            frame_len(crate::frame::marker::LEN, self.align)
+        } else {
+            0
+        }
+    }
+
     /// Stages the sync marker if one is due.
     pub fn stage_marker<S: Storage, B: Buffer>(
         &mut self,
@@ -444,25 +462,25 @@ impl Appender {
         buf: &mut B,
         next_id: u64,
     ) -> Res<(), S> {
-        if !self.marker_due {
-            return Ok(());
+        if self.marker_due {
+            self.make_room(st, buf, self.marker_len() as usize)?;
+            self.put_marker(buf.bytes_mut(), next_id);
         }
+        Ok(())
+    }
+
+    /// Writes the due marker at `fill` (the caller made room).
+    fn put_marker(&mut self, buf: &mut [u8], next_id: u64) {
         let payload = SyncMarker {
             watermark: self.durable,
             next_id,
         }
         .emit();
-        let total = frame_len(payload.len(), self.align) as usize;
-        self.make_room(st, buf, total)?;
+        let total = self.marker_len() as usize;
         let head = self.seal.seal(FrameKind::SyncMarker, MARKER_ID, &payload);
-        put_frame(
-            &mut buf.bytes_mut()[self.fill..self.fill + total],
-            &head,
-            &payload,
-        );
+        put_frame(&mut buf[self.fill..self.fill + total], &head, &payload);
         self.fill += total;
         self.marker_due = false;
-        Ok(())
     }
 
     /// Places an entry frame with a known payload, staging it if it fits the buffer and
@@ -512,7 +530,8 @@ impl Appender {
     }
 
     /// Serializes an entry straight into the buffer with `encode`, which returns the
-    /// payload length or `None` if it does not fit. Returns the staged frame's length, or
+    /// payload length or `None` if it does not fit; `reserve` bytes are left free in front
+    /// of the frame (for the due marker). Returns the staged frame's length, or
     /// `None` (nothing staged) if it does not fit even an empty buffer. The frame is only
     /// staged tentatively: the caller commits it with [`Appender::commit`].
     pub fn stage_with<S, B, F>(
@@ -520,6 +539,7 @@ impl Appender {
         st: &mut S,
         buf: &mut B,
         id: u64,
+        reserve: usize,
         mut encode: F,
     ) -> Res<Option<usize>, S>
     where
@@ -534,7 +554,8 @@ impl Appender {
                 }
                 self.flush(st, buf)?;
             }
-            let start = self.fill + frame_header::HEADER_LEN;
+            let at = self.fill + reserve;
+            let start = at + frame_header::HEADER_LEN;
             let b = buf.bytes_mut();
             if start > b.len() {
                 continue;
@@ -549,19 +570,36 @@ impl Appender {
                 });
             }
             let total = frame_len(len, self.align) as usize;
-            if self.fill + total > b.len() {
+            if at + total > b.len() {
                 continue;
             }
             let head = self.seal.seal(FrameKind::Entry, id, &b[start..start + len]);
-            b[self.fill..start].copy_from_slice(&head);
-            b[start + len..self.fill + total].fill(0);
+            b[at..start].copy_from_slice(&head);
+            b[start + len..at + total].fill(0);
             return Ok(Some(total));
         }
         Ok(None)
     }
 
-    /// Accepts a frame staged by [`Appender::stage_with`].
-    pub fn commit(&mut self, total: usize) {
+    /// Accepts a frame staged by [`Appender::stage_with`] with room for the due marker
+    /// reserved in front of it. The marker is written there, or dropped (and the frame
+    /// moved up) when `keep_marker` is false.
+    pub fn commit(
+        &mut self,
+        buf: &mut [u8],
+        reserve: usize,
+        total: usize,
+        next_id: u64,
+        keep_marker: bool,
+    ) {
+        if reserve > 0 {
+            if keep_marker {
+                self.put_marker(buf, next_id);
+            } else {
+                buf.copy_within(self.fill + reserve..self.fill + reserve + total, self.fill);
+                self.marker_due = false;
+            }
+        }
         self.fill += total;
         self.entries += 1;
     }

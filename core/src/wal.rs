@@ -167,12 +167,9 @@ where
         } else {
             (Bound::Open, None)
         };
-        let end = segment::scan(st, buf, &cur, bound, |id, payload| {
-            if id >= from_id {
-                report.entries += 1;
-                on_entry(id, payload)?;
-            }
-            Ok(())
+        let end = segment::scan(st, buf, &cur, bound, from_id, |id, payload| {
+            report.entries += 1;
+            on_entry(id, payload)
         })?;
         report.segments += 1;
         report.payload_bytes += end.payload_bytes;
@@ -439,33 +436,56 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     fn append_open(&mut self, payload: &[u8]) -> Res<u64, S> {
         let id = self.next_id;
+        let (keep_marker, rotate) =
+            self.placement(frame_len(payload.len(), self.align()), payload.len())?;
+        if rotate {
+            self.rotate()?;
+        }
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
+        if !keep_marker {
+            app.marker_due = false;
+        }
         app.stage_marker(&mut self.st, &mut self.buf, id)?;
-        let total = frame_len(payload.len(), app.align);
+        app.append(&mut self.st, &mut self.buf, id, payload)?;
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    fn align(&self) -> usize {
+        match &self.state {
+            State::Open(app) => app.align,
+            _ => 1,
+        }
+    }
+
+    /// Where an entry frame of `total` bytes goes: whether the due sync marker stays in
+    /// front of it, and whether the segment must rotate first. The marker is optional
+    /// (the seal of a rotation proves the same), so it never pushes a segment over its
+    /// limit.
+    fn placement(&self, total: u64, payload_len: usize) -> Res<(bool, bool), S> {
+        let State::Open(app) = &self.state else {
+            unreachable!("opened above")
+        };
         let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
         if let Some(max) = self.st.max_segment_len() {
             if data_start + total > max {
                 return Err(Error::EntryTooLarge {
-                    len: payload.len() as u64,
-                    max: max - data_start - crate::frame::frame_header::HEADER_LEN as u64,
+                    len: payload_len as u64,
+                    max: max
+                        .saturating_sub(data_start + crate::frame::frame_header::HEADER_LEN as u64),
                 });
             }
         }
         let limit = self.limit(data_start);
-        let State::Open(app) = &mut self.state else {
-            unreachable!()
-        };
-        if app.entries > 0 && app.end() + total > limit {
-            self.rotate()?;
+        if app.end() + app.marker_len() + total <= limit {
+            Ok((true, false))
+        } else {
+            // Rotate unless this would leave a segment without entries; either way
+            // the marker goes.
+            Ok((false, app.entries > 0))
         }
-        let State::Open(app) = &mut self.state else {
-            unreachable!()
-        };
-        app.append(&mut self.st, &mut self.buf, id, payload)?;
-        self.next_id += 1;
-        Ok(id)
     }
 
     /// Appends an entry that `encode` serializes straight into the write buffer
@@ -488,17 +508,14 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
-        app.stage_marker(&mut self.st, &mut self.buf, id)?;
-        let Some(total) = app.stage_with(&mut self.st, &mut self.buf, id, encode)? else {
+        let reserve = app.marker_len() as usize;
+        let Some(total) = app.stage_with(&mut self.st, &mut self.buf, id, reserve, encode)? else {
             return Ok(None);
         };
-        let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
-        let limit = self.limit(data_start);
-        let State::Open(app) = &mut self.state else {
-            unreachable!()
-        };
-        if app.entries > 0 && app.end() + total as u64 > limit {
-            let from = app.fill;
+        let from = app.fill + reserve;
+        let payload_len = total - crate::frame::frame_header::HEADER_LEN;
+        let (keep_marker, rotate) = self.placement(total as u64, payload_len)?;
+        if rotate {
             self.rotate()?;
             let State::Open(app) = &mut self.state else {
                 unreachable!()
@@ -506,7 +523,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             app.flush(&mut self.st, &mut self.buf)?;
             app.adopt(self.buf.bytes_mut(), from, total, id);
         } else {
-            app.commit(total);
+            let State::Open(app) = &mut self.state else {
+                unreachable!()
+            };
+            app.commit(self.buf.bytes_mut(), reserve, total, id, keep_marker);
         }
         self.next_id += 1;
         Ok(Some(id))
