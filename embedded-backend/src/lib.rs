@@ -1,3 +1,486 @@
-//! NOR-flash backend for `durability` (stub until its own issue lands).
+//! NOR-flash backend for `durability`: a [`Storage`] over an
+//! [`embedded_storage::nor_flash::NorFlash`] partition.
+//!
+//! # Layout
+//!
+//! A partition is the byte range `[start, start + units * ERASE_SIZE)` of the flash,
+//! cut into erase units. **Each segment occupies exactly one erase unit.** There is no
+//! other metadata on the medium: a unit belongs to segment `n` if and only if its first
+//! 48 bytes are a valid core [`SegmentHeader`] naming `n`; every other unit is free.
+//! The header is the core's own first write to every segment, so the map costs no
+//! extra byte of flash and no extra program.
+//!
+//! # Mount
+//!
+//! [`FlashStorage::new`] reads the header of every unit, **one read of
+//! `align_up(48, READ_SIZE)` bytes per unit and nothing else**, and builds the segment →
+//! unit map in RAM (`[Option<_>; N]`, no allocator). After mount, appends cost no
+//! reads: only the program itself. A unit whose header does not parse (never written,
+//! erased, half-erased, or a header torn by a power cut during its program) is free,
+//! and it is always erased again before it is reused.
+//!
+//! Two units claiming the same segment number cannot be produced by this backend, even
+//! across power cuts (`create` of a mapped segment reuses its unit; a free unit holds no
+//! valid header). So a duplicate means outside interference (an image flashed over the
+//! partition, a moved partition); mount refuses with
+//! [`FlashError::DuplicateSegment`] naming the lowest such pair, and erases nothing:
+//! picking either copy, or freeing one, could destroy the data the log needs. Likewise a
+//! valid header of an unknown format version fails the mount
+//! ([`FlashError::UnsupportedVersion`]) instead of counting the unit as free.
+//! [`FlashStorage::format`] erases the whole partition as the explicit way out.
+//!
+//! # Units and wear
+//!
+//! `create` takes the first free unit after the one most recently used, in ring order
+//! (at mount: after the unit of the highest segment number), so erases rotate over the
+//! partition as the log advances and old segments are removed.
+//!
+//! # Geometry
+//!
+//! The word size is `max(READ_SIZE, WRITE_SIZE)`; both must be powers of two from 1 to
+//! 32 and the word must divide `ERASE_SIZE`, which must hold at least a segment header
+//! and one empty frame. [`FlashStorage::new`] checks this at
+//! compile time (post-monomorphization `const` assertion); [`FlashStorage::try_new`]
+//! returns [`FlashError::BadGeometry`] instead.
+//!
+//! The segment limit announced to the core
+//! ([`max_segment_len`](durability_core::Storage::max_segment_len)) and the readable
+//! extent ([`len`](durability_core::Storage::len)) are both the whole unit (the core
+//! drops an optional sync marker rather than cross the limit). The largest entry is
+//! therefore `ERASE_SIZE - align_up(48, word) - 8`.
+//!
+//! # Ownership of the flash
+//!
+//! The storage owns `F`. Since `NorFlash` is implemented for `&mut T`, pass `&mut flash`
+//! to keep the driver (a failed mount then does not lose it).
+//!
+//! [`Storage`]: durability_core::Storage
+//! [`SegmentHeader`]: durability_core::frame::SegmentHeader
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod sim;
+
+pub use error::{FlashError, GeometryError};
+
+use durability_core::frame::{self, HeaderError, SegmentHeader};
+use durability_core::storage::{write_is_aligned, ErrorType, Storage};
+use embedded_storage::nor_flash::NorFlash;
+
+/// Largest word size (and frame alignment) the core supports.
+const MAX_WORD: usize = frame::MAX_ALIGN;
+
+/// Bytes read per unit at mount: the header rounded up to the largest read size.
+const HEADER_READ_MAX: usize = align_up(frame::header::LEN, MAX_WORD);
+
+/// `end` of a mapped unit whose write end is not known (mounted, or after a failed
+/// program): writes to it are refused.
+const UNKNOWN_END: u32 = u32::MAX;
+
+const fn align_up(n: usize, align: usize) -> usize {
+    n.div_ceil(align) * align
+}
+
+/// Checks a flash geometry; returns the word size.
+///
+/// `const` so that [`FlashStorage::new`] can reject a bad geometry at compile time.
+pub const fn check_geometry(
+    read_size: usize,
+    write_size: usize,
+    erase_size: usize,
+) -> Result<usize, GeometryError> {
+    if !read_size.is_power_of_two() || read_size > MAX_WORD {
+        return Err(GeometryError::ReadSize);
+    }
+    if !write_size.is_power_of_two() || write_size > MAX_WORD {
+        return Err(GeometryError::WriteSize);
+    }
+    let word = if read_size > write_size {
+        read_size
+    } else {
+        write_size
+    };
+    if !erase_size.is_multiple_of(word) {
+        return Err(GeometryError::EraseNotWordMultiple);
+    }
+    if erase_size < align_up(frame::header::LEN, word) + align_up(FRAME_HEADER_LEN, word) {
+        return Err(GeometryError::EraseTooSmall);
+    }
+    Ok(word)
+}
+
+const FRAME_HEADER_LEN: usize = frame::frame_header::HEADER_LEN;
+
+/// One mapped unit.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    segment: u64,
+    /// Offset of the next write, or [`UNKNOWN_END`].
+    end: u32,
+}
+
+/// A [`Storage`] over a NOR-flash partition, one segment per erase unit, for at most
+/// `N` units. See the [crate docs](crate) for layout, mount and wear.
+///
+/// Geometry as seen by the core: [`write_size`](Storage::write_size) is the word size,
+/// [`unwritten_byte`](Storage::unwritten_byte) is `0xFF`, [`len`](Storage::len) is
+/// `ERASE_SIZE` (the end of the data is found by reading),
+/// [`max_segment_len`](Storage::max_segment_len) is `ERASE_SIZE` too, and
+/// [`resume_in_place`](Storage::resume_in_place) is `false` (a word reading `0xFF` may be
+/// half-programmed, so the core starts a new segment after a reopen).
+///
+/// RAM: `N` slots of 24 bytes, plus the driver. Every write must start at the segment's
+/// write end as tracked in RAM (the core's contract); writes to a segment found at
+/// mount are refused ([`FlashError::NotAtEnd`]), so no word is ever programmed twice
+/// by this backend even if its caller errs.
+#[derive(Debug)]
+pub struct FlashStorage<F, const N: usize> {
+    flash: F,
+    start: u32,
+    units: usize,
+    map: [Option<Slot>; N],
+    /// Unit most recently handed out; the next `create` searches after it.
+    cursor: usize,
+}
+
+type Res<T, F> = Result<T, FlashError<<F as embedded_storage::nor_flash::ErrorType>::Error>>;
+
+impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
+    /// The geometry check for `F`: the word size, or why `F` cannot be used.
+    pub const GEOMETRY: Result<usize, GeometryError> =
+        check_geometry(F::READ_SIZE, F::WRITE_SIZE, F::ERASE_SIZE);
+
+    /// Mounts the partition of `units` erase units at byte `start` of `flash`.
+    ///
+    /// Fails to compile if `F`'s geometry is unusable (see [`try_new`](Self::try_new)
+    /// for the checked form). Reads the header of every unit once (see the
+    /// [crate docs](crate#mount)); writes and erases nothing.
+    ///
+    /// Errors: [`FlashError::BadGeometry`] for a bad partition (start not on a unit
+    /// boundary, out of range, `units` 0 or over `N`); [`FlashError::DuplicateSegment`]
+    /// and [`FlashError::UnsupportedVersion`] for a partition this backend did not
+    /// produce; [`FlashError::Flash`] if a read fails.
+    pub fn new(flash: F, start: u32, units: usize) -> Res<Self, F> {
+        const {
+            assert!(
+                Self::GEOMETRY.is_ok(),
+                "NorFlash geometry unusable: READ_SIZE and WRITE_SIZE must be powers of two up to 32, \
+                 dividing an ERASE_SIZE that holds a header and a frame"
+            )
+        };
+        Self::try_new(flash, start, units)
+    }
+
+    /// Like [`new`](Self::new), with the geometry checked at run time:
+    /// [`FlashError::BadGeometry`] if it is unusable.
+    pub fn try_new(flash: F, start: u32, units: usize) -> Res<Self, F> {
+        let mut s = Self::unmounted(flash, start, units)?;
+        s.mount()?;
+        Ok(s)
+    }
+
+    /// Erases every unit of the partition and returns it mounted and empty.
+    ///
+    /// This destroys every segment: it is the explicit recovery for a partition that
+    /// does not mount, or the initialisation of a partition of unknown content (mount
+    /// alone already treats units without a valid header as free). A power cut during
+    /// it leaves some units erased and others untouched or half-erased; calling it
+    /// again finishes the job.
+    pub fn format(flash: F, start: u32, units: usize) -> Res<Self, F> {
+        let mut s = Self::unmounted(flash, start, units)?;
+        for unit in 0..units {
+            s.erase_unit(unit)?;
+        }
+        Ok(s)
+    }
+
+    fn unmounted(flash: F, start: u32, units: usize) -> Res<Self, F> {
+        Self::GEOMETRY?;
+        if units == 0 || units > N {
+            return Err(GeometryError::UnitCount.into());
+        }
+        if !(start as usize).is_multiple_of(F::ERASE_SIZE) {
+            return Err(GeometryError::StartMisaligned.into());
+        }
+        let end = (units as u64)
+            .checked_mul(F::ERASE_SIZE as u64)
+            .and_then(|len| len.checked_add(start as u64))
+            .ok_or(GeometryError::OutOfRange)?;
+        // `to` of an erase of the last unit must be a valid u32 address.
+        if end > flash.capacity() as u64 || end > u32::MAX as u64 {
+            return Err(GeometryError::OutOfRange.into());
+        }
+        Ok(FlashStorage {
+            flash,
+            start,
+            units,
+            map: [None; N],
+            cursor: units - 1,
+        })
+    }
+
+    fn mount(&mut self) -> Res<(), F> {
+        let read_len = align_up(frame::header::LEN, F::READ_SIZE);
+        let mut newest: Option<(u64, usize)> = None;
+        for unit in 0..self.units {
+            let mut raw = [0u8; HEADER_READ_MAX];
+            self.flash
+                .read(self.unit_addr(unit), &mut raw[..read_len])
+                .map_err(FlashError::Flash)?;
+            match SegmentHeader::parse(&raw[..frame::header::LEN]) {
+                Ok(h) => {
+                    if let Some(first_unit) = self.unit_of(h.segment) {
+                        return Err(FlashError::DuplicateSegment {
+                            segment: h.segment,
+                            first_unit,
+                            second_unit: unit,
+                        });
+                    }
+                    self.map[unit] = Some(Slot {
+                        segment: h.segment,
+                        end: UNKNOWN_END,
+                    });
+                    if newest.is_none_or(|(seg, _)| h.segment > seg) {
+                        newest = Some((h.segment, unit));
+                    }
+                }
+                Err(HeaderError::Version(version)) => {
+                    return Err(FlashError::UnsupportedVersion { unit, version });
+                }
+                Err(HeaderError::Short | HeaderError::Invalid) => {}
+            }
+        }
+        if let Some((_, unit)) = newest {
+            self.cursor = unit;
+        }
+        Ok(())
+    }
+
+    /// The word size: `max(READ_SIZE, WRITE_SIZE)`.
+    pub const fn word_size() -> usize {
+        if F::READ_SIZE > F::WRITE_SIZE {
+            F::READ_SIZE
+        } else {
+            F::WRITE_SIZE
+        }
+    }
+
+    /// Number of erase units in the partition.
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    /// Number of units holding no segment.
+    pub fn free_units(&self) -> usize {
+        self.map[..self.units]
+            .iter()
+            .filter(|s| s.is_none())
+            .count()
+    }
+
+    /// The unit index holding `segment`, if any.
+    pub fn unit_of(&self, segment: u64) -> Option<usize> {
+        self.map[..self.units]
+            .iter()
+            .position(|s| s.is_some_and(|s| s.segment == segment))
+    }
+
+    /// Flash address of the first byte of unit `unit` (`unit < units()`).
+    pub fn unit_addr(&self, unit: usize) -> u32 {
+        self.start + (unit * F::ERASE_SIZE) as u32
+    }
+
+    /// The flash driver, for inspection.
+    pub fn flash(&self) -> &F {
+        &self.flash
+    }
+
+    /// Gives back the flash driver.
+    pub fn into_flash(self) -> F {
+        self.flash
+    }
+
+    fn erase_unit(&mut self, unit: usize) -> Res<(), F> {
+        let from = self.unit_addr(unit);
+        self.flash
+            .erase(from, from + F::ERASE_SIZE as u32)
+            .map_err(FlashError::Flash)
+    }
+
+    fn mapped(&self, segment: u64) -> Res<usize, F> {
+        self.unit_of(segment).ok_or(FlashError::NotFound)
+    }
+
+    /// Reads `buf.len()` bytes at `off` inside `unit`, reading whole `READ_SIZE` words:
+    /// the aligned middle straight into `buf`, unaligned ends through a stack word.
+    fn read_in_unit(&mut self, unit: usize, mut off: usize, buf: &mut [u8]) -> Res<(), F> {
+        let rs = F::READ_SIZE;
+        let base = self.unit_addr(unit);
+        let mut done = 0;
+        while done < buf.len() {
+            let rem = buf.len() - done;
+            let n = if off.is_multiple_of(rs) && rem >= rs {
+                let n = rem - rem % rs;
+                self.flash
+                    .read(base + off as u32, &mut buf[done..done + n])
+                    .map_err(FlashError::Flash)?;
+                n
+            } else {
+                let word_start = off - off % rs;
+                let skip = off - word_start;
+                let mut word = [0u8; MAX_WORD];
+                self.flash
+                    .read(base + word_start as u32, &mut word[..rs])
+                    .map_err(FlashError::Flash)?;
+                let n = (rs - skip).min(rem);
+                buf[done..done + n].copy_from_slice(&word[skip..skip + n]);
+                n
+            };
+            done += n;
+            off += n;
+        }
+        Ok(())
+    }
+}
+
+impl<F: NorFlash, const N: usize> ErrorType for FlashStorage<F, N> {
+    type Error = FlashError<F::Error>;
+}
+
+impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
+    /// The word size, `max(READ_SIZE, WRITE_SIZE)`.
+    fn write_size(&self) -> usize {
+        Self::word_size()
+    }
+
+    /// `0xFF`: erased NOR flash.
+    fn unwritten_byte(&self) -> u8 {
+        0xFF
+    }
+
+    /// `ERASE_SIZE`: a segment is one erase unit.
+    fn max_segment_len(&self) -> Option<u64> {
+        Some(F::ERASE_SIZE as u64)
+    }
+
+    /// `false`: a word that reads as erased may be half-programmed.
+    fn resume_in_place(&self) -> bool {
+        false
+    }
+
+    /// Visits the mapped segments in unit order. No flash access.
+    ///
+    /// Durability: the RAM map, which is exactly what a mount would find except after a
+    /// power cut during `create`/`remove` (see those).
+    fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), Self::Error> {
+        self.map[..self.units]
+            .iter()
+            .flatten()
+            .for_each(|s| visit(s.segment));
+        Ok(())
+    }
+
+    /// Erases a unit for `segment` (its current unit if it exists, else the next free
+    /// one in ring order) and maps it, empty. Erased always: space that reads `0xFF` may
+    /// still be a half-erased unit.
+    ///
+    /// Durable after return: the erase, but not the segment: it exists on flash only
+    /// once the core's header write (its first write) completes; before that a mount
+    /// counts the unit free. A power cut during the erase leaves arbitrary bytes whose
+    /// header does not parse (free at the next mount, erased again before reuse) — or,
+    /// when an existing segment was being replaced, possibly its old header over a
+    /// partly erased body. On an erase error the unit is left unmapped (free).
+    ///
+    /// Errors: [`FlashError::NoSpace`] if no unit is free.
+    fn create(&mut self, segment: u64) -> Result<(), Self::Error> {
+        let unit = match self.unit_of(segment) {
+            Some(unit) => {
+                self.map[unit] = None;
+                unit
+            }
+            None => (1..=self.units)
+                .map(|k| (self.cursor + k) % self.units)
+                .find(|&u| self.map[u].is_none())
+                .ok_or(FlashError::NoSpace)?,
+        };
+        self.erase_unit(unit)?;
+        self.map[unit] = Some(Slot { segment, end: 0 });
+        self.cursor = unit;
+        Ok(())
+    }
+
+    /// `ERASE_SIZE` for a mapped segment. No flash access.
+    fn len(&mut self, segment: u64) -> Result<u64, Self::Error> {
+        self.mapped(segment).map(|_| F::ERASE_SIZE as u64)
+    }
+
+    /// Reads from the segment's unit; any offset and length (unaligned ends are read
+    /// through a stack word). Returns fewer bytes only at the end of the unit.
+    fn read(&mut self, segment: u64, offset: u64, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let unit = self.mapped(segment)?;
+        let extent = F::ERASE_SIZE as u64;
+        if offset >= extent {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(extent - offset) as usize;
+        self.read_in_unit(unit, offset as usize, &mut buf[..n])?;
+        Ok(n)
+    }
+
+    /// Programs `data` at `offset`, which must be the segment's write end and, like the
+    /// length, a multiple of the word size; the write must stay inside the unit.
+    ///
+    /// Durable after return: all of `data` (NOR programs are final on completion).
+    /// A power cut during it leaves the words before the one being programmed durable,
+    /// that word undefined (it may even read `0xFF`), and the rest erased. On a driver
+    /// error the segment's write end becomes unknown and further writes to it are
+    /// refused, since retrying could program a word twice.
+    fn write(&mut self, segment: u64, offset: u64, data: &[u8]) -> Result<(), Self::Error> {
+        let unit = self.mapped(segment)?;
+        if !write_is_aligned(Self::word_size(), offset, data.len()) {
+            return Err(FlashError::Misaligned);
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= F::ERASE_SIZE as u64)
+            .ok_or(FlashError::OutOfBounds)?;
+        let slot = self.map[unit].as_mut().expect("mapped");
+        if slot.end == UNKNOWN_END || offset != slot.end as u64 {
+            return Err(FlashError::NotAtEnd);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        slot.end = UNKNOWN_END;
+        let addr = self.unit_addr(unit) + offset as u32;
+        self.flash.write(addr, data).map_err(FlashError::Flash)?;
+        self.map[unit].as_mut().expect("mapped").end = end as u32;
+        Ok(())
+    }
+
+    /// A no-op barrier (every `write` is durable when it returns); checks that the
+    /// segment exists.
+    fn sync(&mut self, segment: u64) -> Result<(), Self::Error> {
+        self.mapped(segment).map(|_| ())
+    }
+
+    /// Always [`FlashError::Unsupported`]: flash cannot shrink a segment in place.
+    fn truncate(&mut self, _segment: u64, _len: u64) -> Result<(), Self::Error> {
+        Err(FlashError::Unsupported)
+    }
+
+    /// Erases the segment's unit and frees it.
+    ///
+    /// Durable after return: the removal (the unit reads all `0xFF`). A power cut during
+    /// the erase leaves the unit undefined: usually its header no longer parses and it
+    /// is free at the next mount, but NOR gives no ordering inside an erase, so the old
+    /// header may survive over a partly erased body and the segment reappear at mount.
+    /// The unit is unmapped even if the erase fails.
+    fn remove(&mut self, segment: u64) -> Result<(), Self::Error> {
+        let unit = self.mapped(segment)?;
+        self.map[unit] = None;
+        self.erase_unit(unit)
+    }
+}
