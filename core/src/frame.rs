@@ -32,7 +32,10 @@
 //!   ever decodes as a frame, whatever the checksum happens to be.
 //! - 8 header bytes: a 50-byte entry on 4-byte flash words programs 60 bytes.
 //! - A sync marker (kind 2, entry id 0 in the checksum) records a durable watermark;
-//!   see `docs/design.md` for the argument and [`crate::segment`] for its use.
+//!   see `docs/design.md` for the argument and [`crate::segment`] for its use. Its
+//!   payload is `watermark u64 ‖ next_id u64 ‖ log_id u64`: carrying the log id lets a
+//!   marker be verified even when the segment header that names the log is damaged.
+//! - Padding is not covered by the checksum: it carries no data.
 
 use crate::checksum::Crc32c;
 
@@ -92,8 +95,10 @@ pub mod marker {
     pub const WATERMARK: Range<usize> = 0..8;
     /// `next_id`: entry id the next entry frame after the watermark carries.
     pub const NEXT_ID: Range<usize> = 8..16;
+    /// `log_id`: the log's identity, so a marker can be verified without the header.
+    pub const LOG_ID: Range<usize> = 16..24;
     /// Payload length.
-    pub const LEN: usize = 16;
+    pub const LEN: usize = 24;
 }
 
 const _: () = assert!(header::CRC.end == header::LEN);
@@ -321,6 +326,9 @@ pub struct SyncMarker {
     pub watermark: u64,
     /// Entry id of the next entry frame.
     pub next_id: u64,
+    /// The log's identity (also in the checksum); lets a marker prove a damaged header
+    /// was once durable.
+    pub log_id: u64,
 }
 
 impl SyncMarker {
@@ -329,6 +337,7 @@ impl SyncMarker {
         let mut out = [0u8; marker::LEN];
         out[marker::WATERMARK].copy_from_slice(&self.watermark.to_le_bytes());
         out[marker::NEXT_ID].copy_from_slice(&self.next_id.to_le_bytes());
+        out[marker::LOG_ID].copy_from_slice(&self.log_id.to_le_bytes());
         out
     }
 
@@ -337,6 +346,7 @@ impl SyncMarker {
         SyncMarker {
             watermark: le_u64(&p[marker::WATERMARK]),
             next_id: le_u64(&p[marker::NEXT_ID]),
+            log_id: le_u64(&p[marker::LOG_ID]),
         }
     }
 }

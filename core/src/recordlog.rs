@@ -49,7 +49,7 @@ impl<S: Storage, B: Buffer> RecordLogReader<S, B> {
         let mut report = ReadReport::default();
         let torn = match segment::read_header(&mut self.st, RECORD_LOG_SEGMENT)? {
             None => {
-                segment::check_torn_header(&mut self.st, &mut self.buf, RECORD_LOG_SEGMENT, None)?;
+                segment::check_torn_header(&mut self.st, &mut self.buf, RECORD_LOG_SEGMENT, false)?;
                 Some(0)
             }
             Some(h) => {
@@ -180,7 +180,7 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         };
         let Some(h) = header else {
             if exists {
-                segment::check_torn_header(&mut self.st, &mut self.buf, seg, None)?;
+                segment::check_torn_header(&mut self.st, &mut self.buf, seg, false)?;
             }
             let hdr = SegmentHeader {
                 kind: LogKind::RecordLog,
@@ -247,10 +247,10 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
-        let reserve = app.marker_len() as usize;
-        let r = app.stage_with(&mut self.st, &mut self.buf, index, reserve, encode);
+        let want = app.marker_len() as usize;
+        let r = app.stage_with(&mut self.st, &mut self.buf, index, want, encode);
         match self.poison_on_storage_error(r)? {
-            Some(total) => {
+            Some((total, reserve)) => {
                 let State::Open(app) = &mut self.state else {
                     unreachable!()
                 };

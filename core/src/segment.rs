@@ -150,12 +150,20 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any.
-    fn marker_beyond(&mut self, pos: u64, seal: &FrameSeal, align: usize) -> Res<Option<u64>, S> {
+    /// `log_id`: the log the marker must belong to; `None` accepts the log id the marker
+    /// names (its checksum covers it), for segments whose header is unreadable.
+    fn marker_beyond(
+        &mut self,
+        pos: u64,
+        log_id: Option<u64>,
+        align: usize,
+    ) -> Res<Option<u64>, S> {
         let marker_len = frame_header::HEADER_LEN + crate::frame::marker::LEN;
+        let seg = self.seg;
         let mut at = pos + align as u64;
         while at + marker_len as u64 <= self.extent {
             if let Some(bytes) = self.get(at, marker_len)? {
-                if let Some(m) = parse_marker(bytes, seal) {
+                if let Some(m) = parse_marker(bytes, log_id, seg) {
                     if m.watermark > pos {
                         return Ok(Some(at));
                     }
@@ -167,15 +175,20 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 }
 
-fn parse_marker(bytes: &[u8], seal: &FrameSeal) -> Option<SyncMarker> {
+fn parse_marker(bytes: &[u8], log_id: Option<u64>, seg: u64) -> Option<SyncMarker> {
     let head: &[u8; frame_header::HEADER_LEN] =
         bytes.get(..frame_header::HEADER_LEN)?.try_into().ok()?;
     let h = FrameHeader::parse(head)?;
-    let payload = bytes.get(frame_header::HEADER_LEN..frame_header::HEADER_LEN + h.len as usize)?;
-    if h.kind != FrameKind::SyncMarker || !h.verify(seal, MARKER_ID, payload) {
+    if h.kind != FrameKind::SyncMarker {
         return None;
     }
-    Some(SyncMarker::parse(payload.try_into().ok()?))
+    let payload = bytes.get(frame_header::HEADER_LEN..frame_header::HEADER_LEN + h.len as usize)?;
+    let m = SyncMarker::parse(payload.try_into().ok()?);
+    if log_id.is_some_and(|id| id != m.log_id) {
+        return None;
+    }
+    h.verify(&FrameSeal::new(m.log_id, seg), MARKER_ID, payload)
+        .then_some(m)
 }
 
 /// Walks the frames of one segment, calling `on_entry(id, payload)` for each entry with
@@ -249,7 +262,10 @@ where
                                 FrameKind::SyncMarker => {
                                     let m =
                                         SyncMarker::parse(payload.try_into().expect("16 bytes"));
-                                    if m.watermark > pos || m.next_id != id {
+                                    if m.watermark > pos
+                                        || m.next_id != id
+                                        || m.log_id != hdr.log_id
+                                    {
                                         return Err(Error::corrupt(
                                             seg,
                                             pos,
@@ -292,7 +308,7 @@ where
                 if w.rest_is(pos, unwritten)? {
                     return Ok(done(pos, Tail::Clean, id, payload_bytes));
                 }
-                if w.marker_beyond(pos, &seal, align)?.is_some() {
+                if w.marker_beyond(pos, Some(hdr.log_id), align)?.is_some() {
                     return Err(Error::corrupt(seg, pos, Corruption::BadFrameBelowWatermark));
                 }
                 return Ok(done(pos, Tail::Torn, id, payload_bytes));
@@ -312,6 +328,8 @@ pub(crate) fn read_header<S: Storage>(st: &mut S, seg: u64) -> Res<Option<Segmen
         return Ok(None);
     }
     match SegmentHeader::parse(&bytes) {
+        // A header whose padding never landed is a torn creation too.
+        Ok(h) if st.len(seg).map_err(Error::Storage)? < h.data_start() => Ok(None),
         Ok(h) => Ok(Some(h)),
         Err(crate::frame::HeaderError::Version(v)) => Err(Error::UnsupportedVersion(v)),
         Err(_) => Ok(None),
@@ -321,34 +339,31 @@ pub(crate) fn read_header<S: Storage>(st: &mut S, seg: u64) -> Res<Option<Segmen
 /// Decides whether a segment whose header does not parse may be a torn creation
 /// (`Ok`), or must be reported as corrupt (`Err`).
 ///
-/// A torn creation never had a durable sync marker, and its first bytes are either
-/// short, unwritten, or still carry our magic. A valid marker inside proves the header
-/// was once durable; a file with foreign content is not ours to repair or overwrite.
+/// A torn creation never holds a valid sync marker: a marker is written only after a
+/// barrier made the header durable. Markers carry the log id, so this holds even when
+/// the damage hit the header's `log_id`. `named_ours`: the segment's name already marks
+/// it as ours (a WAL segment file); otherwise (a record log at a user's path) the first
+/// bytes must be our magic, or a prefix of it followed by unwritten bytes, or nothing —
+/// a file with foreign content is never ours to repair or overwrite.
 pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
     st: &mut S,
     buf: &mut B,
     seg: u64,
-    log_id: Option<u64>,
+    named_ours: bool,
 ) -> Res<(), S> {
-    let mut raw = [0u8; crate::frame::header::LEN];
+    let mut raw = [0u8; crate::frame::header::MAGIC.end];
     let n = st.read(seg, 0, &mut raw).map_err(Error::Storage)?;
-    let raw = &raw[..n];
     let unwritten = st.unwritten_byte();
-    let log_id = log_id.unwrap_or_else(|| match raw.get(crate::frame::header::LOG_ID) {
-        Some(b) => crate::frame::le_u64(b),
-        None => 0,
-    });
     let align = st.write_size();
-    let seal = FrameSeal::new(log_id, seg);
     let mut w = Window::new(st, buf, seg)?;
     // Every marker's watermark lies beyond the header, so "beyond offset 0" finds all.
-    if w.marker_beyond(0, &seal, align)?.is_some() {
+    if w.marker_beyond(0, None, align)?.is_some() {
         return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
     }
-    let ours = n < crate::frame::header::LEN
-        || raw.starts_with(&crate::frame::MAGIC)
-        || raw.iter().all(|&b| b == unwritten);
-    if ours {
+    let magic = &crate::frame::MAGIC;
+    let torn_magic =
+        (0..=n).any(|k| raw[..k] == magic[..k] && raw[k..n].iter().all(|&b| b == unwritten));
+    if named_ours || torn_magic || raw[..n] == magic[..n] {
         Ok(())
     } else {
         Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader))
@@ -362,6 +377,7 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
 #[derive(Clone)]
 pub(crate) struct Appender {
     pub seg: u64,
+    pub log_id: u64,
     pub seal: FrameSeal,
     pub align: usize,
     /// Bytes handed to storage.
@@ -381,6 +397,7 @@ impl Appender {
     pub fn resume(hdr: &SegmentHeader, end: u64) -> Self {
         Appender {
             seg: hdr.segment,
+            log_id: hdr.log_id,
             seal: FrameSeal::new(hdr.log_id, hdr.segment),
             align: hdr.align(),
             written: end,
@@ -474,6 +491,7 @@ impl Appender {
         let payload = SyncMarker {
             watermark: self.durable,
             next_id,
+            log_id: self.log_id,
         }
         .emit();
         let total = self.marker_len() as usize;
@@ -531,7 +549,8 @@ impl Appender {
 
     /// Serializes an entry straight into the buffer with `encode`, which returns the
     /// payload length or `None` if it does not fit; `reserve` bytes are left free in front
-    /// of the frame (for the due marker). Returns the staged frame's length, or
+    /// of the frame for the due marker, unless only dropping the marker makes the entry
+    /// fit. Returns the frame's length and the room actually reserved. Returns the staged frame's length, or
     /// `None` (nothing staged) if it does not fit even an empty buffer. The frame is only
     /// staged tentatively: the caller commits it with [`Appender::commit`].
     pub fn stage_with<S, B, F>(
@@ -541,19 +560,24 @@ impl Appender {
         id: u64,
         reserve: usize,
         mut encode: F,
-    ) -> Res<Option<usize>, S>
+    ) -> Res<Option<(usize, usize)>, S>
     where
         S: Storage,
         B: Buffer,
         F: FnMut(&mut [u8]) -> Option<usize>,
     {
-        for attempt in 0..2 {
-            if attempt == 1 {
-                if self.fill == 0 {
-                    break;
-                }
+        // Where the frame goes, in order: after what is staged; at the front of an
+        // emptied buffer; at the front without the (optional) marker.
+        let staged = self.fill > 0;
+        for (flush, with_marker) in [(false, true), (true, true), (true, false)] {
+            // Skip an attempt that would ask the encoder the same question again.
+            if (flush && with_marker && !staged) || (!with_marker && reserve == 0) {
+                continue;
+            }
+            if flush {
                 self.flush(st, buf)?;
             }
+            let reserve = if with_marker { reserve } else { 0 };
             let at = self.fill + reserve;
             let start = at + frame_header::HEADER_LEN;
             let b = buf.bytes_mut();
@@ -576,7 +600,10 @@ impl Appender {
             let head = self.seal.seal(FrameKind::Entry, id, &b[start..start + len]);
             b[at..start].copy_from_slice(&head);
             b[start + len..at + total].fill(0);
-            return Ok(Some(total));
+            if !with_marker {
+                self.marker_due = false;
+            }
+            return Ok(Some((total, reserve)));
         }
         Ok(None)
     }

@@ -121,15 +121,10 @@ where
     match segment::read_header(st, hi)? {
         Some(_) => {}
         None => {
-            let known = if hi > lo {
-                first.map(|h| h.log_id)
-            } else {
-                None
-            };
-            if hi > lo && known.is_none() {
+            if hi > lo && first.is_none() {
                 return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
             }
-            segment::check_torn_header(st, buf, hi, known)?;
+            segment::check_torn_header(st, buf, hi, true)?;
             torn_header = Some(hi);
             if hi == lo {
                 report.torn_at = Some(Location {
@@ -144,6 +139,12 @@ where
     let Some(first) = first else {
         return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
     };
+    if first.kind != LogKind::Wal {
+        return Err(Error::corrupt(lo, 0, Corruption::ForeignSegment));
+    }
+    if first.segment != lo {
+        return Err(Error::corrupt(lo, 0, Corruption::SegmentNumberMismatch));
+    }
     let log_id = first.log_id;
     report.first_id = Some(first.first_id);
     let mut cur = first;
@@ -508,8 +509,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
-        let reserve = app.marker_len() as usize;
-        let Some(total) = app.stage_with(&mut self.st, &mut self.buf, id, reserve, encode)? else {
+        let want = app.marker_len() as usize;
+        let Some((total, reserve)) =
+            app.stage_with(&mut self.st, &mut self.buf, id, want, encode)?
+        else {
             return Ok(None);
         };
         let from = app.fill + reserve;

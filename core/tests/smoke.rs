@@ -2,7 +2,10 @@ use durability_core::mem::MemStorage;
 use durability_core::wal::{WalConfig, WalReader, WalWriter};
 use durability_core::ReadMode;
 
-fn collect(st: &mut MemStorage, mode: ReadMode) -> Result<Vec<(u64, Vec<u8>)>, durability_core::Error<durability_core::mem::MemError>> {
+fn collect(
+    st: &mut MemStorage,
+    mode: ReadMode,
+) -> Result<Vec<(u64, Vec<u8>)>, durability_core::Error<durability_core::mem::MemError>> {
     let mut out = Vec::new();
     WalReader::new(st, vec![0u8; 64]).replay(mode, |id, p| {
         out.push((id, p.to_vec()));
