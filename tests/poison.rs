@@ -28,7 +28,10 @@ fn ids_on_disk(dir: &Arc<dyn Directory>) -> Vec<u64> {
 }
 
 fn assert_poisoned<T: std::fmt::Debug>(r: Result<T, PersistenceError>) {
-    assert!(matches!(r, Err(PersistenceError::Poisoned)), "expected Poisoned, got {r:?}");
+    assert!(
+        matches!(r, Err(PersistenceError::Poisoned)),
+        "expected Poisoned, got {r:?}"
+    );
 }
 
 #[test]
@@ -73,7 +76,11 @@ fn failed_sync_is_never_retried_into_success() {
     // The barrier failed: a later call must not report the same data durable.
     assert_poisoned(w.flush_and_sync());
     assert_poisoned(w.append(&3));
-    assert_eq!(failing.counts(Op::Sync), syncs, "no second fsync was attempted");
+    assert_eq!(
+        failing.counts(Op::Sync),
+        syncs,
+        "no second fsync was attempted"
+    );
 }
 
 #[test]
