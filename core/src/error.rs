@@ -98,6 +98,25 @@ pub enum Error<E> {
     InvalidConfig(&'static str),
     /// The log was created with a format version this build does not read.
     UnsupportedVersion(u8),
+    /// A checkpoint that must be valid is not.
+    Checkpoint(crate::checkpoint::CheckpointError),
+    /// The WAL no longer holds entry `needed` (truncated behind a checkpoint that is
+    /// missing, unusable or older): recovering would silently lose entries.
+    WalGap {
+        /// The first entry id recovery needs.
+        needed: u64,
+        /// The first entry id the WAL still holds.
+        first_available: u64,
+    },
+    /// A checkpoint covers entries the WAL never made durable.
+    CheckpointAhead {
+        /// The checkpoint's last entry id.
+        checkpoint_last_id: u64,
+        /// The id the WAL would assign next.
+        wal_next_id: u64,
+    },
+    /// A checkpoint belongs to a different WAL.
+    ForeignCheckpoint,
 }
 
 /// Coarse classification of [`Error`] for code that does not know `E`.
@@ -131,6 +150,10 @@ impl<E: StorageError> Error<E> {
             Error::Poisoned => ErrorKind::Poisoned,
             Error::Encode | Error::Decode { .. } => ErrorKind::Codec,
             Error::InvalidConfig(_) | Error::UnsupportedVersion(_) => ErrorKind::Invalid,
+            Error::Checkpoint(_)
+            | Error::WalGap { .. }
+            | Error::CheckpointAhead { .. }
+            | Error::ForeignCheckpoint => ErrorKind::Corrupt,
         }
     }
 }
@@ -169,6 +192,23 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::Decode { entry_id } => write!(f, "entry {entry_id} does not decode"),
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             Error::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
+            Error::Checkpoint(e) => write!(f, "{e}"),
+            Error::WalGap {
+                needed,
+                first_available,
+            } => write!(
+                f,
+                "the WAL starts at entry {first_available} but recovery needs entry {needed}: \
+                 it was truncated behind a checkpoint that is missing or unusable"
+            ),
+            Error::CheckpointAhead {
+                checkpoint_last_id,
+                wal_next_id,
+            } => write!(
+                f,
+                "checkpoint covers entries up to {checkpoint_last_id} but the WAL ends before {wal_next_id}"
+            ),
+            Error::ForeignCheckpoint => f.write_str("checkpoint belongs to a different WAL"),
         }
     }
 }

@@ -20,9 +20,11 @@
 extern crate alloc;
 
 pub mod buffer;
+pub mod checkpoint;
 pub mod checksum;
 pub mod error;
 pub mod frame;
+pub mod lifecycle;
 #[cfg(feature = "alloc")]
 pub mod mem;
 pub mod recordlog;

@@ -641,3 +641,50 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
         Ok(out)
     }
 }
+
+/// The header of the lowest segment, if the log has a readable one.
+pub fn first_segment_header<S: Storage>(st: &mut S) -> Res<Option<SegmentHeader>, S> {
+    match segment_span(st).map_err(Error::Storage)? {
+        None => Ok(None),
+        Some((lo, _, _)) => segment::read_header(st, lo),
+    }
+}
+
+impl<S: Storage, B: Buffer> WalWriter<S, B> {
+    /// Removes, oldest first, every segment whose entries all have ids `<= last_id`,
+    /// never the segment appends go to. Returns how many were removed. Each removal is
+    /// durable when it returns, and the remaining segments always form a contiguous
+    /// suffix of the log, whatever the moment of a crash.
+    ///
+    /// Only call this once a durable checkpoint covers `last_id`.
+    pub fn truncate_through(&mut self, last_id: u64) -> Res<u64, S> {
+        self.ensure_open()?;
+        let r = self.truncate_open(last_id);
+        self.poison_on_storage_error(r)
+    }
+
+    fn truncate_open(&mut self, last_id: u64) -> Res<u64, S> {
+        let State::Open(app) = &self.state else {
+            unreachable!("opened above")
+        };
+        let current = app.seg;
+        let Some((lo, _, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        let mut seg = lo;
+        while seg < current {
+            // Segment `seg` ends where `seg + 1` begins.
+            let Some(next) = segment::read_header(&mut self.st, seg + 1)? else {
+                break;
+            };
+            if next.first_id > last_id.saturating_add(1) {
+                break;
+            }
+            self.st.remove(seg).map_err(Error::Storage)?;
+            removed += 1;
+            seg += 1;
+        }
+        Ok(removed)
+    }
+}

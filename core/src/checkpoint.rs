@@ -1,0 +1,409 @@
+//! Checkpoints: a checksummed snapshot of the state after entry `last_id`.
+//!
+//! ```text
+//!  checkpoint header (32 bytes), then the payload, then zero padding to the alignment
+//!  0       4   5   6       8               16              24      28      32
+//!  +-------+---+---+-------+---------------+---------------+-------+-------+------------+
+//!  | magic |ver|knd|  rsv  |    log_id     |    last_id    |  len  |  crc  | payload... |
+//!  +-------+---+---+-------+---------------+---------------+-------+-------+------------+
+//!   "DURC"  1   1     0      WAL identity    last applied    bytes   CRC-32C of bytes 0..28
+//!                            (0: unbound)    entry id                and the payload
+//! ```
+//!
+//! One codec serves two homes. [`CheckpointStore`] keeps checkpoints as numbered
+//! segments of any [`Storage`] (files, memory, flash): each is written once and made
+//! durable, the newest valid one wins, so a torn write simply leaves the previous one in
+//! charge and no rename is needed. The std facade's `CheckpointFile` writes the same
+//! bytes to a path with an atomic, durable rename.
+
+use crate::buffer::Buffer;
+use crate::checksum::Crc32c;
+use crate::error::Error;
+use crate::frame::{align_up, le_u32, le_u64, MAX_ALIGN};
+use crate::storage::{segment_span, ErrorType, Storage};
+
+type Res<T, S> = Result<T, Error<<S as ErrorType>::Error>>;
+
+/// Checkpoint magic.
+pub const MAGIC: [u8; 4] = *b"DURC";
+/// Checkpoint format version.
+pub const VERSION: u8 = 1;
+/// Largest payload: 1 GiB. A reader never allocates more than this, nor more than the
+/// bytes actually present.
+pub const MAX_CHECKPOINT_LEN: u32 = 1 << 30;
+
+/// Checkpoint header field offsets.
+pub mod field {
+    use core::ops::Range;
+    /// `magic`: [`MAGIC`](super::MAGIC).
+    pub const MAGIC: Range<usize> = 0..4;
+    /// `version`.
+    pub const VERSION: usize = 4;
+    /// `kind`: 1.
+    pub const KIND: usize = 5;
+    /// Reserved, zero.
+    pub const RESERVED: Range<usize> = 6..8;
+    /// `log_id`: identity of the WAL this checkpoint belongs to, 0 if unbound.
+    pub const LOG_ID: Range<usize> = 8..16;
+    /// `last_id`: last entry id applied to the state.
+    pub const LAST_ID: Range<usize> = 16..24;
+    /// `len`: payload length.
+    pub const LEN: Range<usize> = 24..28;
+    /// `crc`: CRC-32C of bytes `0..28` followed by the payload.
+    pub const CRC: Range<usize> = 28..32;
+    /// Header length.
+    pub const HEADER_LEN: usize = 32;
+}
+
+const _: () = assert!(field::CRC.end == field::HEADER_LEN);
+const _: () = assert!(field::HEADER_LEN % MAX_ALIGN == 0);
+
+/// Why bytes are not a valid checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// Fewer bytes than a header.
+    Short,
+    /// Wrong magic, kind or reserved bytes.
+    BadHeader,
+    /// A version this build does not read.
+    Version(u8),
+    /// The length field exceeds [`MAX_CHECKPOINT_LEN`].
+    TooLarge(u32),
+    /// Fewer payload bytes than the length field says.
+    Truncated {
+        /// Bytes the header announces.
+        expected: u64,
+        /// Bytes present.
+        actual: u64,
+    },
+    /// Bytes after the payload.
+    Trailing(u64),
+    /// The checksum does not match.
+    Checksum {
+        /// Stored.
+        expected: u32,
+        /// Computed.
+        actual: u32,
+    },
+}
+
+impl core::fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CheckpointError::Short => f.write_str("checkpoint shorter than its header"),
+            CheckpointError::BadHeader => f.write_str("invalid checkpoint magic or header"),
+            CheckpointError::Version(v) => write!(f, "unsupported checkpoint version {v}"),
+            CheckpointError::TooLarge(n) => {
+                write!(
+                    f,
+                    "checkpoint payload of {n} bytes exceeds the limit of {MAX_CHECKPOINT_LEN}"
+                )
+            }
+            CheckpointError::Truncated { expected, actual } => {
+                write!(
+                    f,
+                    "checkpoint truncated: {actual} of {expected} payload bytes"
+                )
+            }
+            CheckpointError::Trailing(n) => write!(f, "{n} trailing bytes after the checkpoint"),
+            CheckpointError::Checksum { expected, actual } => {
+                write!(
+                    f,
+                    "checkpoint crc mismatch (expected {expected:#010x}, got {actual:#010x})"
+                )
+            }
+        }
+    }
+}
+
+/// A parsed checkpoint header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointHeader {
+    /// WAL identity, 0 if unbound.
+    pub log_id: u64,
+    /// Last entry id applied to the state.
+    pub last_id: u64,
+    /// Payload length.
+    pub len: u32,
+    crc: u32,
+}
+
+impl CheckpointHeader {
+    /// A header for `payload`.
+    pub fn new(log_id: u64, last_id: u64, payload: &[u8]) -> Result<Self, CheckpointError> {
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|&l| l <= MAX_CHECKPOINT_LEN)
+            .ok_or(CheckpointError::TooLarge(u32::MAX))?;
+        let mut h = CheckpointHeader {
+            log_id,
+            last_id,
+            len,
+            crc: 0,
+        };
+        let mut crc = Crc32c::new();
+        crc.update(&h.prefix());
+        crc.update(payload);
+        h.crc = crc.finalize();
+        Ok(h)
+    }
+
+    fn prefix(&self) -> [u8; field::CRC.start] {
+        let mut b = [0u8; field::CRC.start];
+        b[field::MAGIC].copy_from_slice(&MAGIC);
+        b[field::VERSION] = VERSION;
+        b[field::KIND] = 1;
+        b[field::LOG_ID].copy_from_slice(&self.log_id.to_le_bytes());
+        b[field::LAST_ID].copy_from_slice(&self.last_id.to_le_bytes());
+        b[field::LEN].copy_from_slice(&self.len.to_le_bytes());
+        b
+    }
+
+    /// The 32 header bytes.
+    pub fn emit(&self) -> [u8; field::HEADER_LEN] {
+        let mut b = [0u8; field::HEADER_LEN];
+        b[..field::CRC.start].copy_from_slice(&self.prefix());
+        b[field::CRC].copy_from_slice(&self.crc.to_le_bytes());
+        b
+    }
+
+    /// Parses a header (the checksum is checked with the payload by [`verify`](Self::verify)).
+    pub fn parse(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let b = bytes
+            .get(..field::HEADER_LEN)
+            .ok_or(CheckpointError::Short)?;
+        if b[field::MAGIC] != MAGIC || b[field::KIND] != 1 || b[field::RESERVED] != [0, 0] {
+            return Err(CheckpointError::BadHeader);
+        }
+        if b[field::VERSION] != VERSION {
+            return Err(CheckpointError::Version(b[field::VERSION]));
+        }
+        let len = le_u32(&b[field::LEN]);
+        if len > MAX_CHECKPOINT_LEN {
+            return Err(CheckpointError::TooLarge(len));
+        }
+        Ok(CheckpointHeader {
+            log_id: le_u64(&b[field::LOG_ID]),
+            last_id: le_u64(&b[field::LAST_ID]),
+            len,
+            crc: le_u32(&b[field::CRC]),
+        })
+    }
+
+    /// Checks `payload` against the stored checksum.
+    pub fn verify(&self, payload: &[u8]) -> Result<(), CheckpointError> {
+        let mut crc = Crc32c::new();
+        crc.update(&self.prefix());
+        crc.update(payload);
+        let actual = crc.finalize();
+        if actual != self.crc {
+            return Err(CheckpointError::Checksum {
+                expected: self.crc,
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a whole checkpoint image (exactly header + payload); returns the header and
+/// the payload slice.
+pub fn decode(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), CheckpointError> {
+    let h = CheckpointHeader::parse(bytes)?;
+    let body = &bytes[field::HEADER_LEN..];
+    let len = h.len as usize;
+    if body.len() < len {
+        return Err(CheckpointError::Truncated {
+            expected: len as u64,
+            actual: body.len() as u64,
+        });
+    }
+    if body.len() > len {
+        return Err(CheckpointError::Trailing((body.len() - len) as u64));
+    }
+    h.verify(body)?;
+    Ok((h, body))
+}
+
+/// A checkpoint found in a [`CheckpointStore`]; its payload is in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Its sequence number (segment number) in the store.
+    pub seq: u64,
+    /// Its header.
+    pub header: CheckpointHeader,
+    /// Newer checkpoints that were skipped because they did not verify (torn writes).
+    pub skipped: u64,
+}
+
+/// Checkpoints as numbered segments of a [`Storage`]; the newest valid one wins.
+pub struct CheckpointStore<S> {
+    st: S,
+}
+
+impl<S: Storage> CheckpointStore<S> {
+    /// A store over `storage` (which holds nothing but checkpoints).
+    pub fn new(storage: S) -> Self {
+        CheckpointStore { st: storage }
+    }
+
+    /// The storage.
+    pub fn storage(&mut self) -> &mut S {
+        &mut self.st
+    }
+
+    /// Writes a checkpoint under the next sequence number and makes it durable; returns
+    /// the sequence number. A crash before this returns leaves at most a torn checkpoint
+    /// that readers skip.
+    pub fn write(&mut self, log_id: u64, last_id: u64, payload: &[u8]) -> Res<u64, S> {
+        let header = CheckpointHeader::new(log_id, last_id, payload).map_err(Error::Checkpoint)?;
+        let seq = segment_span(&mut self.st)
+            .map_err(Error::Storage)?
+            .map_or(1, |(_, hi, _)| hi + 1);
+        let ws = self.st.write_size();
+        if !ws.is_power_of_two() || ws > MAX_ALIGN {
+            return Err(Error::InvalidConfig(
+                "write size must be a power of two up to 32",
+            ));
+        }
+        let total = align_up((field::HEADER_LEN + payload.len()) as u64, ws);
+        if self.st.max_segment_len().is_some_and(|m| total > m) {
+            return Err(Error::EntryTooLarge {
+                len: payload.len() as u64,
+                max: self
+                    .st
+                    .max_segment_len()
+                    .unwrap_or(0)
+                    .saturating_sub(field::HEADER_LEN as u64),
+            });
+        }
+        let st = &mut self.st;
+        st.create(seq).map_err(Error::Storage)?;
+        st.write(seq, 0, &header.emit()).map_err(Error::Storage)?;
+        let body = payload.len() - payload.len() % ws;
+        if body > 0 {
+            st.write(seq, field::HEADER_LEN as u64, &payload[..body])
+                .map_err(Error::Storage)?;
+        }
+        if body < payload.len() {
+            let mut tail = [0u8; MAX_ALIGN];
+            let rest = &payload[body..];
+            tail[..rest.len()].copy_from_slice(rest);
+            st.write(seq, (field::HEADER_LEN + body) as u64, &tail[..ws])
+                .map_err(Error::Storage)?;
+        }
+        st.sync(seq).map_err(Error::Storage)?;
+        Ok(seq)
+    }
+
+    /// The newest checkpoint that verifies, with its payload in `buf[..len]`.
+    pub fn latest<B: Buffer>(&mut self, buf: &mut B) -> Res<Option<StoredCheckpoint>, S> {
+        let mut seqs_visited = 0u64;
+        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
+            return Ok(None);
+        };
+        let mut seq = hi;
+        loop {
+            if self.st.len(seq).is_ok() {
+                match self.load(seq, buf)? {
+                    Ok(header) => {
+                        return Ok(Some(StoredCheckpoint {
+                            seq,
+                            header,
+                            skipped: seqs_visited,
+                        }))
+                    }
+                    Err(_) => seqs_visited += 1,
+                }
+            }
+            if seq == lo {
+                return Ok(None);
+            }
+            seq -= 1;
+        }
+    }
+
+    /// Reads checkpoint `seq` into `buf`; the inner result says whether it verifies.
+    pub fn load<B: Buffer>(
+        &mut self,
+        seq: u64,
+        buf: &mut B,
+    ) -> Res<Result<CheckpointHeader, CheckpointError>, S> {
+        let mut head = [0u8; field::HEADER_LEN];
+        let extent = self.st.len(seq).map_err(Error::Storage)?;
+        let n = self.st.read(seq, 0, &mut head).map_err(Error::Storage)?;
+        let h = match CheckpointHeader::parse(&head[..n]) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        };
+        let len = h.len as usize;
+        let end = (field::HEADER_LEN + len) as u64;
+        if end > extent {
+            return Ok(Err(CheckpointError::Truncated {
+                expected: len as u64,
+                actual: extent.saturating_sub(field::HEADER_LEN as u64),
+            }));
+        }
+        if !buf.grow_to(len) {
+            return Err(Error::BufferTooSmall { needed: len as u64 });
+        }
+        let got = self
+            .st
+            .read(seq, field::HEADER_LEN as u64, &mut buf.bytes_mut()[..len])
+            .map_err(Error::Storage)?;
+        if got < len {
+            return Ok(Err(CheckpointError::Truncated {
+                expected: len as u64,
+                actual: got as u64,
+            }));
+        }
+        if let Err(e) = h.verify(&buf.bytes()[..len]) {
+            return Ok(Err(e));
+        }
+        // Past the padding, only never-written bytes may follow.
+        let padded = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN));
+        let unwritten = self.st.unwritten_byte();
+        let mut at = padded.min(extent);
+        let mut chunk = [0u8; 64];
+        while at < extent {
+            let want = ((extent - at) as usize).min(chunk.len());
+            let got = self
+                .st
+                .read(seq, at, &mut chunk[..want])
+                .map_err(Error::Storage)?;
+            if got == 0 {
+                break;
+            }
+            if chunk[..got].iter().any(|&b| b != unwritten) {
+                return Ok(Err(CheckpointError::Trailing(extent - end)));
+            }
+            at += got as u64;
+        }
+        Ok(Ok(h))
+    }
+
+    /// Removes all but the newest `keep` checkpoints (at least one is always kept);
+    /// returns how many were removed. Each removal is durable when it returns.
+    pub fn retain_newest(&mut self, keep: usize) -> Res<u64, S> {
+        let keep = keep.max(1) as u64;
+        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        let mut seq = lo;
+        while seq + keep <= hi {
+            if self.st.len(seq).is_ok() {
+                self.st.remove(seq).map_err(Error::Storage)?;
+                removed += 1;
+            }
+            seq += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Gives back the storage.
+    pub fn into_inner(self) -> S {
+        self.st
+    }
+}

@@ -1,0 +1,158 @@
+//! The lifecycle: publish a checkpoint and truncate the WAL behind it; recover from the
+//! newest checkpoint plus the WAL suffix, in one streaming pass.
+//!
+//! # Publish protocol
+//!
+//! 1. Refuse a checkpoint beyond the last id the writer assigned.
+//! 2. Barrier on the WAL: every entry the checkpoint covers is durable in the WAL.
+//! 3. Write the checkpoint and make it durable.
+//! 4. Optionally append a marker entry recording it, and make that durable.
+//! 5. Remove the WAL segments wholly covered (oldest first, each removal durable).
+//! 6. Remove checkpoints older than the newest `keep`.
+//!
+//! A crash between any two steps leaves either the old state (the new checkpoint torn
+//! or absent: the previous one wins, the WAL is whole) or the new one (the checkpoint
+//! durable, the WAL a contiguous suffix that still starts at or before its `last_id + 1`).
+//! See `docs/design.md` for the case analysis.
+
+use crate::buffer::Buffer;
+use crate::checkpoint::{CheckpointHeader, CheckpointStore, StoredCheckpoint};
+use crate::error::Error;
+use crate::storage::{ErrorType, Storage};
+use crate::wal::{first_segment_header, ReplayReport, WalReader, WalWriter};
+use crate::ReadMode;
+
+type Res<T, S> = Result<T, Error<<S as ErrorType>::Error>>;
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Sequence number of the new checkpoint in its store.
+    pub checkpoint_seq: u64,
+    /// The last entry id it covers.
+    pub last_id: u64,
+    /// Entry id of the marker appended to the WAL, if one was.
+    pub marker_id: Option<u64>,
+    /// WAL segments removed.
+    pub wal_segments_removed: u64,
+    /// Older checkpoints removed.
+    pub checkpoints_removed: u64,
+}
+
+/// Publishes a checkpoint of the state after entry `last_id` (see the module docs).
+/// `marker`: payload of an entry recording the checkpoint in the WAL, if wanted.
+pub fn publish<W, C, B>(
+    writer: &mut WalWriter<W, B>,
+    checkpoints: &mut CheckpointStore<C>,
+    last_id: u64,
+    payload: &[u8],
+    marker: Option<&[u8]>,
+    keep: usize,
+) -> Res<PublishReport, W>
+where
+    W: Storage,
+    C: Storage<Error = W::Error>,
+    B: Buffer,
+{
+    let assigned = writer.last_id()?.unwrap_or(0);
+    if last_id > assigned {
+        return Err(Error::CheckpointAhead {
+            checkpoint_last_id: last_id,
+            wal_next_id: assigned + 1,
+        });
+    }
+    writer.sync()?;
+    let checkpoint_seq = checkpoints.write(writer.log_id(), last_id, payload)?;
+    let marker_id = match marker {
+        Some(m) => {
+            let id = writer.append(m)?;
+            writer.sync()?;
+            Some(id)
+        }
+        None => None,
+    };
+    let wal_segments_removed = writer.truncate_through(last_id)?;
+    let checkpoints_removed = checkpoints.retain_newest(keep)?;
+    Ok(PublishReport {
+        checkpoint_seq,
+        last_id,
+        marker_id,
+        wal_segments_removed,
+        checkpoints_removed,
+    })
+}
+
+/// What a recovery found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The checkpoint the state started from, if any.
+    pub checkpoint: Option<StoredCheckpoint>,
+    /// The WAL pass: segments read, entries applied, bytes, where a torn tail was cut.
+    pub replay: ReplayReport,
+    /// The id a writer must assign next.
+    pub next_id: u64,
+}
+
+/// Recovers a state: `init` builds it from the newest valid checkpoint (or from nothing),
+/// then `apply` folds in every WAL entry after the checkpoint's `last_id`, in one pass
+/// over the WAL, streaming.
+///
+/// Errors in every mode: the WAL no longer reaches back to the checkpoint
+/// ([`Error::WalGap`] — e.g. segments truncated behind a checkpoint that is now missing),
+/// a checkpoint ahead of the durable WAL, or a checkpoint of another WAL.
+pub fn recover<W, C, B, T, I, A>(
+    wal: W,
+    checkpoints: &mut CheckpointStore<C>,
+    buf: &mut B,
+    mode: ReadMode,
+    init: I,
+    mut apply: A,
+) -> Res<(T, RecoveryReport), W>
+where
+    W: Storage,
+    C: Storage<Error = W::Error>,
+    B: Buffer,
+    I: FnOnce(Option<(&CheckpointHeader, &[u8])>) -> Res<T, W>,
+    A: FnMut(&mut T, u64, &[u8]) -> Res<(), W>,
+{
+    let mut wal = wal;
+    let checkpoint = checkpoints.latest(buf)?;
+    let (mut state, from) = match &checkpoint {
+        Some(c) => (
+            init(Some((&c.header, &buf.bytes()[..c.header.len as usize])))?,
+            c.header.last_id + 1,
+        ),
+        None => (init(None)?, 1),
+    };
+    let first = first_segment_header(&mut wal)?;
+    if let Some(h) = &first {
+        if h.first_id > from {
+            return Err(Error::WalGap {
+                needed: from,
+                first_available: h.first_id,
+            });
+        }
+        if let Some(c) = &checkpoint {
+            if c.header.log_id != 0 && c.header.log_id != h.log_id {
+                return Err(Error::ForeignCheckpoint);
+            }
+        }
+    }
+    let mut reader = WalReader::new(wal, buf);
+    let replay = reader.replay_from(mode, from, |id, payload| apply(&mut state, id, payload))?;
+    if first.is_some() && replay.next_id < from {
+        return Err(Error::CheckpointAhead {
+            checkpoint_last_id: from - 1,
+            wal_next_id: replay.next_id,
+        });
+    }
+    let next_id = replay.next_id.max(from);
+    Ok((
+        state,
+        RecoveryReport {
+            checkpoint,
+            replay,
+            next_id,
+        },
+    ))
+}
