@@ -2,7 +2,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
+pub mod checkpointing;
+pub mod publish;
 pub mod recordlog;
+pub mod recover;
+pub mod replay;
 pub mod storage;
 pub mod walog;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 pub use durability_std::failing;
 pub use durability_std::{
-    sync_file, sync_parent_dir, DirStorage, Directory, DurableDirectory, FailingDirectory,
+    sync_file, sync_parent_dir, DirLock, DirStorage, Directory, DurableDirectory, FailingDirectory,
     FileHandle, FsDirectory, MemoryDirectory,
 };
 

@@ -96,11 +96,23 @@ pub struct WalRecord<E> {
     pub payload: E,
 }
 
-type CoreWriter = core_wal::WalWriter<DirStorage, Vec<u8>>;
+pub(crate) type CoreWriter = core_wal::WalWriter<DirStorage, Vec<u8>>;
 
-/// Appends entries to the WAL in a directory. `Send`; one writer per directory.
+/// Lock file that makes a writer the only one on its directory.
+pub const LOCK_FILE: &str = "wal.lock";
+
+/// Appends entries to the WAL in a directory. `Send`.
+///
+/// One writer per directory: on first use the writer takes the directory's exclusive
+/// lock on [`LOCK_FILE`] (an OS file lock on `FsDirectory`, so also against other
+/// processes; an in-process lock on `MemoryDirectory`), and a second writer gets
+/// `PersistenceError::Locked` instead of corrupting the WAL. The lock is released when
+/// the writer is dropped or the process exits.
 pub struct WalWriter<E> {
     inner: CoreWriter,
+    dir: Arc<dyn Directory>,
+    lock: Option<crate::storage::DirLock>,
+    locked: bool,
     schedule: FlushSchedule,
     _entry: PhantomData<fn(&E)>,
 }
@@ -118,26 +130,38 @@ impl<E> WalWriter<E> {
     pub fn with_config(dir: Arc<dyn Directory>, config: WalConfig) -> Self {
         WalWriter {
             inner: CoreWriter::new(
-                DirStorage::segments(dir, WAL_DIR),
+                DirStorage::segments(dir.clone(), WAL_DIR),
                 vec![0u8; WRITE_BUFFER],
                 config,
             ),
+            dir,
+            lock: None,
+            locked: false,
             schedule: FlushSchedule::new(),
             _entry: PhantomData,
         }
+    }
+
+    /// Takes the single-writer lock before the first operation.
+    fn claim(&mut self) -> PersistenceResult<&mut CoreWriter> {
+        if !self.locked {
+            self.lock = self.dir.lock_exclusive(LOCK_FILE)?;
+            self.locked = true;
+        }
+        Ok(&mut self.inner)
     }
 
     /// Opens the WAL now, repairing a torn tail of its final segment, and continues its
     /// ids. Corruption is an error and changes nothing.
     pub fn resume(dir: Arc<dyn Directory>) -> PersistenceResult<Self> {
         let mut w = Self::new(dir);
-        w.inner.next_id()?;
+        w.claim()?.next_id()?;
         Ok(w)
     }
 
     /// Appends raw bytes as one entry; returns its id.
     pub fn append_bytes(&mut self, payload: &[u8]) -> PersistenceResult<u64> {
-        let id = self.inner.append(payload)?;
+        let id = self.claim()?.append(payload)?;
         self.after_append()?;
         Ok(id)
     }
@@ -151,7 +175,7 @@ impl<E> WalWriter<E> {
 
     /// Hands buffered entries to the directory. Not a stable-storage barrier.
     pub fn flush(&mut self) -> PersistenceResult<()> {
-        self.inner.flush()?;
+        self.claim()?.flush()?;
         self.schedule.on_flush();
         Ok(())
     }
@@ -159,7 +183,7 @@ impl<E> WalWriter<E> {
     /// Flushes, then makes every appended entry durable (fdatasync, plus a directory
     /// sync for a segment created since the last one).
     pub fn flush_and_sync(&mut self) -> PersistenceResult<()> {
-        self.inner.sync()?;
+        self.claim()?.sync()?;
         self.schedule.on_flush();
         Ok(())
     }
@@ -176,13 +200,13 @@ impl<E> WalWriter<E> {
 
     /// Id the next entry gets (opens the WAL if needed).
     pub fn next_entry_id(&mut self) -> PersistenceResult<u64> {
-        Ok(self.inner.next_id()?)
+        Ok(self.claim()?.next_id()?)
     }
 
     /// Id of the last entry in the WAL, appended by this writer or found on open; `None`
     /// for an empty WAL (opens the WAL if needed).
     pub fn last_entry_id(&mut self) -> PersistenceResult<Option<u64>> {
-        Ok(self.inner.last_id()?)
+        Ok(self.claim()?.last_id()?)
     }
 
     /// Whether an I/O or sync failure poisoned this writer.
@@ -194,6 +218,25 @@ impl<E> WalWriter<E> {
     pub fn current_segment(&self) -> Option<u64> {
         self.inner.current_segment()
     }
+
+    /// Removes the WAL segments whose entries all have ids `<= last_entry_id` (never the
+    /// segment being appended to); returns how many. Only safe once a durable checkpoint
+    /// covers `last_entry_id` — [`CheckpointPublisher`](crate::publish::CheckpointPublisher)
+    /// does this in the right order.
+    pub fn truncate_through(&mut self, last_entry_id: u64) -> PersistenceResult<u64> {
+        Ok(self.claim()?.truncate_through(last_entry_id)?)
+    }
+
+    /// The WAL's identity (opens the WAL if needed).
+    pub fn log_id(&mut self) -> PersistenceResult<u64> {
+        let inner = self.claim()?;
+        inner.next_id()?;
+        Ok(inner.log_id())
+    }
+
+    pub(crate) fn core(&mut self) -> PersistenceResult<&mut CoreWriter> {
+        self.claim()
+    }
 }
 
 impl<E: Serialize> WalWriter<E> {
@@ -202,7 +245,7 @@ impl<E: Serialize> WalWriter<E> {
         // Serialize straight into the write buffer; fall back to a temporary only for
         // entries larger than the buffer.
         let staged = self
-            .inner
+            .claim()?
             .append_with(|buf| postcard::to_slice(entry, buf).ok().map(|s| s.len()))?;
         let id = match staged {
             Some(id) => id,

@@ -63,6 +63,12 @@ fn new_on_existing_wal_continues_ids_and_destroys_nothing() {
     let mut w = WalWriter::<WalEntry>::new(dir.clone());
     assert_eq!(w.append(&entry(11)).unwrap(), 11);
     w.flush_and_sync().unwrap();
+    // One writer at a time: a second one is refused while the first lives.
+    assert!(matches!(
+        WalWriter::<WalEntry>::resume(dir.clone()),
+        Err(PersistenceError::Locked { .. })
+    ));
+    drop(w);
     let mut w = WalWriter::<WalEntry>::resume(dir.clone()).unwrap();
     assert_eq!(w.last_entry_id().unwrap(), Some(11));
     assert_eq!(w.append(&entry(12)).unwrap(), 12);

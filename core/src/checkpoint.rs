@@ -56,7 +56,7 @@ pub mod field {
 }
 
 const _: () = assert!(field::CRC.end == field::HEADER_LEN);
-const _: () = assert!(field::HEADER_LEN % MAX_ALIGN == 0);
+const _: () = assert!(field::HEADER_LEN.is_multiple_of(MAX_ALIGN));
 
 /// Why bytes are not a valid checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

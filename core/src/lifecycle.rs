@@ -115,7 +115,6 @@ where
     I: FnOnce(Option<(&CheckpointHeader, &[u8])>) -> Res<T, W>,
     A: FnMut(&mut T, u64, &[u8]) -> Res<(), W>,
 {
-    let mut wal = wal;
     let checkpoint = checkpoints.latest(buf)?;
     let (mut state, from) = match &checkpoint {
         Some(c) => (
@@ -124,29 +123,10 @@ where
         ),
         None => (init(None)?, 1),
     };
-    let first = first_segment_header(&mut wal)?;
-    if let Some(h) = &first {
-        if h.first_id > from {
-            return Err(Error::WalGap {
-                needed: from,
-                first_available: h.first_id,
-            });
-        }
-        if let Some(c) = &checkpoint {
-            if c.header.log_id != 0 && c.header.log_id != h.log_id {
-                return Err(Error::ForeignCheckpoint);
-            }
-        }
-    }
-    let mut reader = WalReader::new(wal, buf);
-    let replay = reader.replay_from(mode, from, |id, payload| apply(&mut state, id, payload))?;
-    if first.is_some() && replay.next_id < from {
-        return Err(Error::CheckpointAhead {
-            checkpoint_last_id: from - 1,
-            wal_next_id: replay.next_id,
-        });
-    }
-    let next_id = replay.next_id.max(from);
+    let log_id = checkpoint.map(|c| c.header.log_id);
+    let (replay, next_id) = replay_suffix(wal, buf, mode, from, log_id, |id, p| {
+        apply(&mut state, id, p)
+    })?;
     Ok((
         state,
         RecoveryReport {
@@ -155,4 +135,45 @@ where
             next_id,
         },
     ))
+}
+
+/// Replays the WAL entries with ids `>= from` (the suffix after a checkpoint whose
+/// `last_id` is `from - 1`; `from = 1` without one) in one streaming pass, after
+/// checking that the WAL still reaches back to `from` and belongs to the checkpoint's
+/// log (`checkpoint_log_id`, 0 = unbound). Returns the replay report and the next id.
+pub fn replay_suffix<W, B, A>(
+    wal: W,
+    buf: &mut B,
+    mode: ReadMode,
+    from: u64,
+    checkpoint_log_id: Option<u64>,
+    apply: A,
+) -> Res<(ReplayReport, u64), W>
+where
+    W: Storage,
+    B: Buffer,
+    A: FnMut(u64, &[u8]) -> Res<(), W>,
+{
+    let mut wal = wal;
+    let first = first_segment_header(&mut wal)?;
+    if let Some(h) = &first {
+        if h.first_id > from {
+            return Err(Error::WalGap {
+                needed: from,
+                first_available: h.first_id,
+            });
+        }
+        if checkpoint_log_id.is_some_and(|id| id != 0 && id != h.log_id) {
+            return Err(Error::ForeignCheckpoint);
+        }
+    }
+    let mut reader = WalReader::new(wal, buf);
+    let replay = reader.replay_from(mode, from, apply)?;
+    if first.is_some() && replay.next_id < from {
+        return Err(Error::CheckpointAhead {
+            checkpoint_last_id: from - 1,
+            wal_next_id: replay.next_id,
+        });
+    }
+    Ok((replay, replay.next_id.max(from)))
 }

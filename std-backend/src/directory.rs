@@ -21,7 +21,17 @@
 //! A barrier that returns an error means nothing about what is durable. Do not retry
 //! it and treat a later success as covering the writes before the failure: on Linux a
 //! failed `fsync` may already have dropped the dirty pages.
+//!
+//! # One writer at a time
+//!
+//! Two writers appending to the same log corrupt it. [`Directory::lock_exclusive`]
+//! takes an advisory, exclusive lock named by a file (such as `"wal/LOCK"`); a second
+//! writer, in this process or another, gets [`PersistenceError::Locked`]. The lock is
+//! held by the returned [`DirLock`] and released when it is dropped or the process
+//! exits, so a crash never leaves a stale lock.
 
+use std::any::Any;
+use std::fmt;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,10 +48,14 @@ use crate::error::{PersistenceError, PersistenceResult};
 /// [`file_path`] and report [`PersistenceError::NotSupported`] for backends that are
 /// not OS directories.
 ///
+/// [`lock_exclusive`] is a later provided method; its default reports that the
+/// backend has no lock (`Ok(None)`).
+///
 /// [`open_handle`]: Directory::open_handle
 /// [`sync_file`]: Directory::sync_file
 /// [`sync_dir`]: Directory::sync_dir
 /// [`file_path`]: Directory::file_path
+/// [`lock_exclusive`]: Directory::lock_exclusive
 pub trait Directory: Send + Sync {
     /// Creates the file at `path`, or truncates it if it exists, and returns a writer
     /// positioned at its start. The parent directory must exist on backends with real
@@ -169,6 +183,69 @@ pub trait Directory: Send + Sync {
                 "sync_dir(`{path}`): this directory cannot issue stable-storage barriers"
             ))),
         }
+    }
+
+    /// Takes the exclusive lock named by the file `name` (for example `"wal/LOCK"`),
+    /// without waiting, so that only one writer at a time works on the data the lock
+    /// stands for.
+    ///
+    /// - `Ok(Some(lock))`: this caller holds the lock until `lock` is dropped.
+    /// - `Ok(None)`: the backend has no lock; nothing stops a second writer, and the
+    ///   caller must ensure single-writer use some other way.
+    /// - `Err(`[`PersistenceError::Locked`]`)`: another holder has the lock (another
+    ///   process, or another handle in this process).
+    ///
+    /// The lock is advisory: it only excludes callers that take it too; reads, writes
+    /// and deletions through other paths are not blocked. See [`DirLock`].
+    ///
+    /// Backends that implement it create the (empty) lock file `name` if it is
+    /// missing, with its parent directories, and never delete it: deleting a lock file
+    /// races with a writer that has just opened it. Do not delete it yourself while
+    /// writers may run. The file's creation is not synced; that does not matter, as
+    /// the lock lives only as long as the process holding it.
+    ///
+    /// Default: `Ok(None)`.
+    fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
+        let _ = name;
+        Ok(None)
+    }
+}
+
+/// An exclusive lock taken with [`Directory::lock_exclusive`]; the lock is released
+/// when this value is dropped.
+///
+/// What it protects: whatever the callers agree it stands for, typically one log
+/// directory (`"wal/LOCK"` guards the segments under `wal/`). A second
+/// `lock_exclusive` of the same name, from another process or through another
+/// directory value or clone in this one, fails with [`PersistenceError::Locked`]
+/// while this value lives.
+///
+/// The lock is **advisory**: it excludes only code that asks for it, and does not
+/// stop anybody from opening, writing or deleting files.
+///
+/// It is released on drop, and by the operating system when the holding process
+/// exits for any reason (file locks die with their process), so a crash never
+/// leaves a stale lock behind and there is nothing to clean up on restart.
+///
+/// Backends build one from any guard value whose `Drop` releases their lock, with
+/// [`DirLock::new`].
+#[must_use = "the lock is released as soon as the DirLock is dropped"]
+pub struct DirLock {
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl DirLock {
+    /// Wraps `guard`, a value that holds a backend's lock and releases it when dropped.
+    pub fn new<G: Any + Send + Sync>(guard: G) -> Self {
+        DirLock {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirLock").finish_non_exhaustive()
     }
 }
 
@@ -340,6 +417,9 @@ macro_rules! forward_directory {
             }
             fn sync_dir(&self, path: &str) -> PersistenceResult<()> {
                 (**self).sync_dir(path)
+            }
+            fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
+                (**self).lock_exclusive(name)
             }
         }
     )*};

@@ -69,6 +69,30 @@ pub enum PersistenceError {
     /// An earlier I/O or sync failure poisoned the writer; it accepts nothing more.
     /// Reopen the log to find out what is durable.
     Poisoned,
+    /// [`Directory::lock_exclusive`](crate::Directory::lock_exclusive) found the lock
+    /// held by another writer: another process, or another handle or directory value
+    /// in this process. Nothing was changed; retry after that writer has finished
+    /// (its lock is released when it drops the lock or exits, even by crashing).
+    Locked {
+        /// The lock file: its OS path for [`FsDirectory`](crate::FsDirectory), its
+        /// path inside the directory for other backends.
+        path: String,
+    },
+    /// The WAL no longer holds entry `needed`: it was truncated behind a checkpoint that
+    /// is missing, unusable or older. Recovering would silently lose entries.
+    WalGap {
+        /// The first entry id recovery needs.
+        needed: u64,
+        /// The first entry id the WAL still holds.
+        first_available: u64,
+    },
+    /// A checkpoint covers entries beyond what the writer assigned or the WAL holds.
+    CheckpointAhead {
+        /// The checkpoint's last entry id.
+        checkpoint_last_id: u64,
+        /// The id the WAL assigns next.
+        wal_next_id: u64,
+    },
 }
 
 impl PersistenceError {
@@ -111,6 +135,27 @@ impl fmt::Display for PersistenceError {
             PersistenceError::Poisoned => {
                 f.write_str("writer poisoned by an earlier I/O or sync failure; reopen it")
             }
+            PersistenceError::WalGap {
+                needed,
+                first_available,
+            } => write!(
+                f,
+                "the WAL starts at entry {first_available} but recovery needs entry {needed}: \
+                 it was truncated behind a checkpoint that is missing or unusable"
+            ),
+            PersistenceError::CheckpointAhead {
+                checkpoint_last_id,
+                wal_next_id,
+            } => write!(
+                f,
+                "checkpoint covers entries up to {checkpoint_last_id}, but the WAL assigns {wal_next_id} next"
+            ),
+            PersistenceError::Locked { path } => {
+                write!(
+                    f,
+                    "`{path}` is locked by another writer (process or handle)"
+                )
+            }
         }
     }
 }
@@ -141,6 +186,7 @@ impl StorageError for PersistenceError {
                 _ => StorageErrorKind::Other,
             },
             PersistenceError::NotSupported(_) => StorageErrorKind::Unsupported,
+            PersistenceError::Locked { .. } => StorageErrorKind::Other,
             _ => StorageErrorKind::Other,
         }
     }
@@ -173,7 +219,26 @@ impl From<durability_core::Error<PersistenceError>> for PersistenceError {
             E::UnsupportedVersion(v) => {
                 PersistenceError::Format(format!("unsupported format version {v}"))
             }
-            other => PersistenceError::Format(format!("{other:?}")),
+            E::Checkpoint(durability_core::checkpoint::CheckpointError::Checksum {
+                expected,
+                actual,
+            }) => PersistenceError::CrcMismatch { expected, actual },
+            E::Checkpoint(c) => PersistenceError::Format(c.to_string()),
+            E::WalGap {
+                needed,
+                first_available,
+            } => PersistenceError::WalGap {
+                needed,
+                first_available,
+            },
+            E::CheckpointAhead {
+                checkpoint_last_id,
+                wal_next_id,
+            } => PersistenceError::CheckpointAhead {
+                checkpoint_last_id,
+                wal_next_id,
+            },
+            other => PersistenceError::Format(other.to_string()),
         }
     }
 }
@@ -263,5 +328,14 @@ mod tests {
         );
         let e = PersistenceError::InvalidPath("`..` is not allowed".into());
         assert!(e.to_string().starts_with("invalid path: "));
+        let e = PersistenceError::Locked {
+            path: "wal/LOCK".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`wal/LOCK` is locked by another writer (process or handle)"
+        );
+        assert_eq!(e.kind(), StorageErrorKind::Other);
+        assert!(e.source().is_none());
     }
 }

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::directory::{Directory, FileHandle};
+use crate::directory::{DirLock, Directory, FileHandle};
 use crate::error::PersistenceResult;
 
 /// An operation [`FailingDirectory`] counts and can make fail.
@@ -286,6 +286,12 @@ impl Directory for FailingDirectory {
     fn sync_dir(&self, path: &str) -> PersistenceResult<()> {
         self.hit(Op::SyncDir)?;
         self.inner.sync_dir(path)
+    }
+
+    /// Forwarded to the wrapped directory; neither counted nor failed (creating the
+    /// lock file is not an [`Op::Create`]).
+    fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
+        self.inner.lock_exclusive(name)
     }
 }
 

@@ -1,17 +1,18 @@
 //! [`FsDirectory`]: a [`Directory`] over a directory of the OS file system.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::directory::{
-    normalize, os_sync_dir, os_sync_file, temp_sibling, Directory, FileHandle, PathKind,
+    normalize, os_sync_dir, os_sync_file, parent_dir, temp_sibling, DirLock, Directory, FileHandle,
+    PathKind,
 };
-use crate::error::PersistenceResult;
+use crate::error::{PersistenceError, PersistenceResult};
 
 /// A directory of the OS file system. Every path argument is checked and resolved
 /// under [`root`](FsDirectory::root); a path that could leave it (absolute, `..`,
-/// a drive prefix) is rejected with [`PersistenceError::InvalidPath`](crate::PersistenceError::InvalidPath).
+/// a drive prefix) is rejected with [`PersistenceError::InvalidPath`].
 ///
 /// Barriers are real: [`sync_file`](Directory::sync_file) and
 /// [`FileHandle::sync_data`] call `fsync`/`fdatasync`, and
@@ -20,6 +21,11 @@ use crate::error::PersistenceResult;
 ///
 /// Symbolic links inside the root are followed like any other entry; the checks are
 /// about the path strings, not about what the file system links to.
+///
+/// [`lock_exclusive`](Directory::lock_exclusive) takes an OS file lock
+/// ([`File::try_lock`]: `flock` on Unix, `LockFileEx` on Windows) on the lock file.
+/// Such locks belong to one *open* of the file, so a second `FsDirectory` on the same
+/// root, in this process or another, is refused as well.
 #[derive(Debug, Clone)]
 pub struct FsDirectory {
     root: PathBuf,
@@ -146,6 +152,51 @@ impl Directory for FsDirectory {
 
     fn sync_dir(&self, path: &str) -> PersistenceResult<()> {
         os_sync_dir(&self.resolve(path, PathKind::Dir)?)
+    }
+
+    /// Opens (creating it and its parent directories if missing) the lock file `name`
+    /// and takes an exclusive OS lock on it with [`File::try_lock`], without waiting.
+    /// Held elsewhere: [`PersistenceError::Locked`] with the file's OS path.
+    ///
+    /// The OS releases the lock when the process exits, however it exits. Locks on
+    /// network file systems are only as reliable as the file system makes them. On
+    /// platforms where std has no file locks this fails with an
+    /// [`Io`](PersistenceError::Io) error of kind `Unsupported`.
+    fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
+        let rel = normalize(name, PathKind::File)?;
+        let path = self.root.join(&rel);
+        let parent = parent_dir(&rel);
+        if !parent.is_empty() {
+            std::fs::create_dir_all(self.root.join(parent))?;
+        }
+        // Write access: Windows' LockFileEx wants a handle opened for reading or
+        // writing, and some Unix emulations of `flock` (NFS) want write access for
+        // an exclusive lock.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DirLock::new(FsLock(file)))),
+            Err(TryLockError::WouldBlock) => Err(PersistenceError::Locked {
+                path: path.display().to_string(),
+            }),
+            Err(TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// The open lock file holding an exclusive OS lock.
+struct FsLock(File);
+
+impl Drop for FsLock {
+    fn drop(&mut self) {
+        // Closing the file would release the lock too, but only once every duplicate
+        // of the descriptor is closed (a child process between `fork` and `exec`
+        // holds one); unlocking releases it at once.
+        let _ = self.0.unlock();
     }
 }
 

@@ -5,6 +5,9 @@
 //!   positional file handles ([`FileHandle`]). Each method documents what is durable
 //!   when it returns and what a power cut during it may leave.
 //! - [`DurableDirectory`]: atomic, durable replace and rename, for every directory.
+//! - [`Directory::lock_exclusive`] and [`DirLock`]: an advisory single-writer lock
+//!   that a second writer, in this process or another, finds taken
+//!   ([`PersistenceError::Locked`]) instead of corrupting the data.
 //! - Backends: [`FsDirectory`] (the OS file system, with `fsync`) and
 //!   [`MemoryDirectory`] (volatile, for tests and tools), plus [`FailingDirectory`],
 //!   a wrapper that injects I/O failures.
@@ -46,7 +49,7 @@ pub mod memory;
 
 pub use adapter::DirStorage;
 pub use directory::{
-    parent_dir, sync_file, sync_parent_dir, Directory, DurableDirectory, FileHandle,
+    parent_dir, sync_file, sync_parent_dir, DirLock, Directory, DurableDirectory, FileHandle,
 };
 pub use error::{PersistenceError, PersistenceResult};
 pub use failing::FailingDirectory;

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::directory::{normalize, Directory, FileHandle, PathKind};
+use crate::directory::{normalize, DirLock, Directory, FileHandle, PathKind};
 use crate::error::{PersistenceError, PersistenceResult};
 
 type Bytes = Arc<Mutex<Vec<u8>>>;
@@ -31,6 +31,9 @@ struct State {
     /// Directories created explicitly (with all their ancestors). Directories that
     /// hold a file exist implicitly as well.
     dirs: BTreeSet<String>,
+    /// Canonical names of the locks held through
+    /// [`lock_exclusive`](Directory::lock_exclusive).
+    locks: BTreeSet<String>,
 }
 
 /// Whether some key of `map` lies strictly under the directory `dir` (non-empty).
@@ -110,6 +113,10 @@ impl State {
 ///   cannot show what a crash would lose; test that with a directory that simulates
 ///   crashes, or inject barrier failures with [`FailingDirectory`](crate::FailingDirectory).
 /// - [`file_path`](Directory::file_path) is `None`.
+/// - [`lock_exclusive`](Directory::lock_exclusive) is an in-process lock shared by
+///   all clones: while one clone holds a name, taking it through any clone fails
+///   with [`PersistenceError::Locked`]. Separate `MemoryDirectory::new()`s never
+///   conflict.
 ///
 /// Paths are checked like [`FsDirectory`](crate::FsDirectory)'s (no absolute paths, no
 /// `..`) and canonicalized, so `a//b` and `./a/b` name `a/b`.
@@ -383,6 +390,39 @@ impl Directory for MemoryDirectory {
             return Err(not_found(&p));
         }
         Ok(())
+    }
+
+    /// An in-process lock shared by the clones of this directory. Like
+    /// [`FsDirectory`](crate::FsDirectory), creates the empty lock file `name` if it
+    /// is missing and never deletes it. Held elsewhere: [`PersistenceError::Locked`]
+    /// with the canonical `name`.
+    fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
+        let p = normalize(name, PathKind::File)?;
+        let mut st = self.state();
+        if st.locks.contains(&p) {
+            return Err(PersistenceError::Locked { path: p });
+        }
+        if !st.files.contains_key(&p) {
+            st.check_file_slot(&p)?;
+            st.files.insert(p.clone(), Bytes::default());
+        }
+        st.locks.insert(p.clone());
+        Ok(Some(DirLock::new(MemLock {
+            state: self.state.clone(),
+            name: p,
+        })))
+    }
+}
+
+/// A name held in [`State::locks`]; dropping it releases the name.
+struct MemLock {
+    state: Arc<Mutex<State>>,
+    name: String,
+}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        lock(&self.state).locks.remove(&self.name);
     }
 }
 
