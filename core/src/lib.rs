@@ -8,6 +8,8 @@
 //! - [`segment`]: reading one segment's frames and judging its end; appending to it.
 //! - [`recordlog`]: a single-segment log of records.
 //! - [`wal`]: the multi-segment write-ahead log.
+//! - [`checkpoint`]: the checkpoint format and a store where the newest valid one wins.
+//! - [`lifecycle`]: publishing a checkpoint and truncating the WAL; one-pass recovery.
 //!
 //! No allocator is needed: every reader and writer works over a caller-provided
 //! [`Buffer`]. The `alloc` feature adds `Vec` buffers and an in-memory
