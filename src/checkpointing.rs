@@ -28,6 +28,13 @@ pub struct CheckpointSegment {
 }
 
 impl CheckpointState {
+    /// A sorted copy (see [`normalize`](Self::normalize)).
+    pub fn normalized(&self) -> Self {
+        let mut s = self.clone();
+        s.normalize();
+        s
+    }
+
     /// Sorts segments and delete lists, so equal states encode identically.
     pub fn normalize(&mut self) {
         self.segments.sort_by_key(|s| s.segment_id);

@@ -23,6 +23,37 @@ pub use error::{PersistenceError, PersistenceResult};
 pub use storage::{Directory, DurableDirectory, FsDirectory, MemoryDirectory};
 pub use walog::{WalEntry, WalRecord};
 
+/// Carries an error of the caller's callback through the core, whose error type only
+/// knows storage errors: the core sees a placeholder and stops, the caller gets the
+/// original error back from [`Trap::merge`].
+pub(crate) struct Trap(Option<PersistenceError>);
+
+impl Trap {
+    pub(crate) fn new() -> Self {
+        Trap(None)
+    }
+
+    pub(crate) fn hold<E>(
+        &mut self,
+        r: PersistenceResult<()>,
+    ) -> Result<(), durability_core::Error<E>> {
+        r.map_err(|e| {
+            self.0 = Some(e);
+            durability_core::Error::Encode
+        })
+    }
+
+    pub(crate) fn merge<T>(
+        self,
+        r: Result<T, durability_core::Error<PersistenceError>>,
+    ) -> PersistenceResult<T> {
+        match (self.0, r) {
+            (Some(e), _) => Err(e),
+            (None, r) => Ok(r?),
+        }
+    }
+}
+
 /// A random identity for a new log, so segments of different logs never mix.
 pub(crate) fn new_log_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};

@@ -72,9 +72,7 @@ impl CheckpointPublisher {
     ) -> PersistenceResult<PublishResult> {
         refuse_ahead(wal, checkpoint_last_entry_id)?;
         wal.flush_and_sync()?;
-        let mut state = state.clone();
-        state.normalize();
-        let image = encode_postcard(wal.log_id()?, checkpoint_last_entry_id, &state)?;
+        let image = encode_postcard(wal.log_id()?, checkpoint_last_entry_id, &state.normalized())?;
         CheckpointFile::new(self.dir.clone()).write_bytes_durable(checkpoint_path, &image)?;
         let marker = wal.append(&WalEntry::Checkpoint {
             checkpoint_path: checkpoint_path.to_owned(),

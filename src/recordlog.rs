@@ -127,19 +127,11 @@ impl RecordLogReader {
     where
         F: FnMut(&[u8]) -> PersistenceResult<()>,
     {
-        let mut app_err = None;
+        let mut trap = crate::Trap::new();
         let storage = DirStorage::single(self.dir.clone(), &self.path);
         let mut reader = core_log::RecordLogReader::new(storage, vec![0u8; READ_BUFFER]);
-        let r = reader.read(mode.into(), |_, bytes| {
-            f(bytes).map_err(|e| {
-                app_err = Some(e);
-                durability_core::Error::Encode
-            })
-        });
-        match (r, app_err) {
-            (_, Some(e)) => Err(e),
-            (r, None) => Ok(r?),
-        }
+        let r = reader.read(mode.into(), |_, bytes| trap.hold(f(bytes)));
+        trap.merge(r)
     }
 
     /// Every record.

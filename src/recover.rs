@@ -57,6 +57,27 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    fn new(
+        checkpoint: Option<CheckpointUsed>,
+        checkpoints_skipped: u64,
+        replay: &durability_core::wal::ReplayReport,
+        next_entry_id: u64,
+        started: Instant,
+    ) -> Self {
+        let report = RecoveryReport {
+            checkpoint,
+            checkpoints_skipped,
+            segments_scanned: replay.segments,
+            records_applied: replay.entries,
+            bytes_applied: replay.payload_bytes,
+            torn_tail: replay.torn_at,
+            next_entry_id,
+            elapsed: started.elapsed(),
+        };
+        report.log();
+        report
+    }
+
     fn log(&self) {
         #[cfg(feature = "log")]
         log::info!(
@@ -87,27 +108,6 @@ fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> PersistenceResult<T>
     postcard::from_bytes(bytes).map_err(|e| PersistenceError::Decode(format!("{what}: {e}")))
 }
 
-/// Keeps the first application error out of the core error type.
-struct Trap(Option<PersistenceError>);
-
-impl Trap {
-    fn hold<E>(&mut self, r: PersistenceResult<()>) -> Result<(), durability_core::Error<E>> {
-        r.map_err(|e| {
-            self.0 = Some(e);
-            durability_core::Error::Encode
-        })
-    }
-    fn merge<T>(
-        self,
-        r: Result<T, durability_core::Error<PersistenceError>>,
-    ) -> PersistenceResult<T> {
-        match (self.0, r) {
-            (Some(e), _) => Err(e),
-            (None, r) => Ok(r?),
-        }
-    }
-}
-
 /// Recovers any state from the newest valid checkpoint in `checkpoints/` plus the WAL
 /// suffix, in one streaming pass. `init` gets the checkpoint's state (`None` without
 /// one); `apply` folds each later entry in order.
@@ -123,8 +123,8 @@ where
 {
     let started = Instant::now();
     let mut store = checkpoints(dir.clone());
-    let mut trap = Trap(None);
-    let mut init_trap = Trap(None);
+    let mut trap = crate::Trap::new();
+    let mut init_trap = crate::Trap::new();
     let r = durability_core::lifecycle::recover(
         DirStorage::segments(dir.clone(), WAL_DIR),
         &mut store,
@@ -151,20 +151,12 @@ where
         return Err(e);
     }
     let (state, core) = init_trap.merge(r)?;
-    let report = RecoveryReport {
-        checkpoint: core.checkpoint.map(|c| CheckpointUsed {
-            path: store.storage().segment_path(c.seq),
-            last_entry_id: c.header.last_id,
-        }),
-        checkpoints_skipped: core.checkpoint.map_or(0, |c| c.skipped),
-        segments_scanned: core.replay.segments,
-        records_applied: core.replay.entries,
-        bytes_applied: core.replay.payload_bytes,
-        torn_tail: core.replay.torn_at,
-        next_entry_id: core.next_id,
-        elapsed: started.elapsed(),
-    };
-    report.log();
+    let used = core.checkpoint.map(|c| CheckpointUsed {
+        path: store.storage().segment_path(c.seq),
+        last_entry_id: c.header.last_id,
+    });
+    let skipped = core.checkpoint.map_or(0, |c| c.skipped);
+    let report = RecoveryReport::new(used, skipped, &core.replay, core.next_id, started);
     Ok(Recovery {
         state,
         last_entry_id: core.next_id - 1,
@@ -209,7 +201,7 @@ where
         Some((_, _, Err(e))) if strict_checkpoint => return Err(e),
         _ => (init(None), 1, None, None),
     };
-    let mut trap = Trap(None);
+    let mut trap = crate::Trap::new();
     let r = replay_suffix(
         DirStorage::segments(dir.clone(), WAL_DIR),
         &mut vec![0u8; READ_BUFFER],
@@ -222,17 +214,7 @@ where
         },
     );
     let (replay, next_id) = trap.merge(r)?;
-    let report = RecoveryReport {
-        checkpoint: used,
-        checkpoints_skipped: 0,
-        segments_scanned: replay.segments,
-        records_applied: replay.entries,
-        bytes_applied: replay.payload_bytes,
-        torn_tail: replay.torn_at,
-        next_entry_id: next_id,
-        elapsed: started.elapsed(),
-    };
-    report.log();
+    let report = RecoveryReport::new(used, 0, &replay, next_id, started);
     Ok(Recovery {
         state,
         last_entry_id: next_id - 1,

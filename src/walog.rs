@@ -293,19 +293,11 @@ impl<E> WalReader<E> {
     where
         F: FnMut(u64, &[u8]) -> PersistenceResult<()>,
     {
-        let mut app_err = None;
+        let mut trap = crate::Trap::new();
         let storage = DirStorage::segments(self.dir.clone(), WAL_DIR);
         let mut reader = core_wal::WalReader::new(storage, vec![0u8; READ_BUFFER]);
-        let r = reader.replay_from(mode, from_id, |id, bytes| {
-            f(id, bytes).map_err(|e| {
-                app_err = Some(e);
-                durability_core::Error::Encode
-            })
-        });
-        match (r, app_err) {
-            (_, Some(e)) => Err(e),
-            (r, None) => Ok(r?),
-        }
+        let r = reader.replay_from(mode, from_id, |id, bytes| trap.hold(f(id, bytes)));
+        trap.merge(r)
     }
 
     /// Streams every raw entry to `f`.
