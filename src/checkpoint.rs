@@ -13,8 +13,11 @@
 //!
 //! Determinism: the payload is postcard of your state, so equal states give equal bytes
 //! as long as the state serializes its maps and sets in a stable order (`BTreeMap`,
-//! sorted `Vec`s; not `HashMap`). [`CheckpointState`](crate::checkpointing::CheckpointState)
-//! does.
+//! sorted `Vec`s; not `HashMap`). For
+//! [`CheckpointState`](crate::checkpointing::CheckpointState), `CheckpointManager` and
+//! `CheckpointPublisher::publish_checkpoint` sort it first
+//! ([`normalized`](crate::checkpointing::CheckpointState::normalized)); the generic
+//! `publish` writes your state as it is.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -100,6 +103,19 @@ impl CheckpointFile {
     }
 
     pub(crate) fn write_bytes_durable(&self, path: &str, image: &[u8]) -> PersistenceResult<()> {
+        // Directories created here must be durable too: sync each new one's parent.
+        let mut created = Vec::new();
+        let mut dir = crate::storage::parent_dir(path);
+        while !dir.is_empty() && !self.dir.exists(dir) {
+            created.push(dir);
+            dir = crate::storage::parent_dir(dir);
+        }
+        if let Some(deepest) = created.first() {
+            self.dir.create_dir_all(deepest)?;
+            for d in created.iter().rev() {
+                self.dir.sync_dir(crate::storage::parent_dir(d))?;
+            }
+        }
         self.dir.atomic_write_durable(path, image)
     }
 

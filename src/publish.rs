@@ -1,6 +1,7 @@
 //! Publishing a checkpoint and truncating the WAL behind it, in the only safe order.
 //!
-//! 1. Refuse a checkpoint beyond the last id the writer assigned.
+//! 1. Refuse a checkpoint beyond the last id the writer assigned, or older than the
+//!    first entry the WAL still holds (the entries between would be in neither).
 //! 2. `flush_and_sync` the WAL: everything the checkpoint covers is durable there too.
 //! 3. Write the checkpoint durably (temp file, fsync, rename, directory fsync).
 //! 4. Append a marker entry recording it and make that durable.
@@ -60,9 +61,11 @@ impl CheckpointPublisher {
         self
     }
 
-    /// Publishes a [`CheckpointState`] at `checkpoint_path`, records it with a
-    /// `WalEntry::Checkpoint` marker, truncates the covered WAL segments, and deletes
-    /// the checkpoints this publisher wrote before the newest `keep`.
+    /// Publishes a [`CheckpointState`] (normalized: equal states, equal bytes) at
+    /// `checkpoint_path`, records it with a `WalEntry::Checkpoint` marker, truncates the
+    /// covered WAL segments, and deletes the checkpoints this publisher wrote before the
+    /// newest `keep`. Checkpoints written by an earlier publisher (before a restart) are
+    /// not tracked and are left for the caller to delete.
     pub fn publish_checkpoint(
         &self,
         wal: &mut WalWriter<WalEntry>,
@@ -70,7 +73,7 @@ impl CheckpointPublisher {
         checkpoint_last_entry_id: u64,
         checkpoint_path: &str,
     ) -> PersistenceResult<PublishResult> {
-        refuse_ahead(wal, checkpoint_last_entry_id)?;
+        wal.core()?.check_checkpoint(checkpoint_last_entry_id)?;
         wal.flush_and_sync()?;
         let image = encode_postcard(wal.log_id()?, checkpoint_last_entry_id, &state.normalized())?;
         CheckpointFile::new(self.dir.clone()).write_bytes_durable(checkpoint_path, &image)?;
@@ -134,6 +137,7 @@ impl CheckpointPublisher {
             &payload,
             marker.as_deref(),
             self.keep,
+            &mut Vec::new(),
         )?;
         Ok(PublishResult {
             checkpoint_path: store.storage().segment_path(report.checkpoint_seq),
@@ -143,15 +147,4 @@ impl CheckpointPublisher {
             deleted_checkpoints: report.checkpoints_removed as usize,
         })
     }
-}
-
-fn refuse_ahead<E>(wal: &mut WalWriter<E>, last_id: u64) -> PersistenceResult<()> {
-    let assigned = wal.last_entry_id()?.unwrap_or(0);
-    if last_id > assigned {
-        return Err(PersistenceError::CheckpointAhead {
-            checkpoint_last_id: last_id,
-            wal_next_id: assigned + 1,
-        });
-    }
-    Ok(())
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 pub use durability_std::failing;
 pub use durability_std::{
-    sync_file, sync_parent_dir, DirLock, DirStorage, Directory, DurableDirectory, FailingDirectory,
-    FileHandle, FsDirectory, MemoryDirectory,
+    parent_dir, sync_file, sync_parent_dir, DirLock, DirStorage, Directory, DurableDirectory,
+    FailingDirectory, FileHandle, FsDirectory, MemoryDirectory,
 };
 
 /// When a log writer hands its buffered bytes to the directory on its own.

@@ -383,21 +383,31 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(Ok(h))
     }
 
-    /// Removes all but the newest `keep` checkpoints (at least one is always kept);
-    /// returns how many were removed. Each removal is durable when it returns.
-    pub fn retain_newest(&mut self, keep: usize) -> Res<u64, S> {
-        let keep = keep.max(1) as u64;
+    /// Keeps the newest `keep` checkpoints that verify (at least one) and removes every
+    /// other one: older ones, and torn leftovers of interrupted writes, which must not
+    /// count toward `keep`. Returns how many were removed; each removal is durable when
+    /// it returns. `buf` holds a payload while it is verified.
+    pub fn retain_newest<B: Buffer>(&mut self, keep: usize, buf: &mut B) -> Res<u64, S> {
+        let keep = keep.max(1);
         let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
             return Ok(0);
         };
-        let mut removed = 0;
-        let mut seq = lo;
-        while seq + keep <= hi {
-            if self.st.len(seq).is_ok() {
-                self.st.remove(seq).map_err(Error::Storage)?;
-                removed += 1;
+        let (mut kept, mut removed) = (0, 0);
+        for seq in (lo..=hi).rev() {
+            if self.st.len(seq).is_err() {
+                continue;
             }
-            seq += 1;
+            if kept < keep && self.load(seq, buf)?.is_ok() {
+                kept += 1;
+                continue;
+            }
+            // Newer than every valid checkpoint found so far: leave it, so that a store
+            // without any valid checkpoint loses nothing.
+            if kept == 0 {
+                continue;
+            }
+            self.st.remove(seq).map_err(Error::Storage)?;
+            removed += 1;
         }
         Ok(removed)
     }

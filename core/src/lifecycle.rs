@@ -3,7 +3,8 @@
 //!
 //! # Publish protocol
 //!
-//! 1. Refuse a checkpoint beyond the last id the writer assigned.
+//! 1. Refuse a checkpoint beyond the last id the writer assigned, or older than what the
+//!    WAL still holds (the entries between would be lost).
 //! 2. Barrier on the WAL: every entry the checkpoint covers is durable in the WAL.
 //! 3. Write the checkpoint and make it durable.
 //! 4. Optionally append a marker entry recording it, and make that durable.
@@ -41,26 +42,23 @@ pub struct PublishReport {
 
 /// Publishes a checkpoint of the state after entry `last_id` (see the module docs).
 /// `marker`: payload of an entry recording the checkpoint in the WAL, if wanted.
-pub fn publish<W, C, B>(
+/// `scratch` holds older checkpoints while they are verified for garbage collection.
+pub fn publish<W, C, B, X>(
     writer: &mut WalWriter<W, B>,
     checkpoints: &mut CheckpointStore<C>,
     last_id: u64,
     payload: &[u8],
     marker: Option<&[u8]>,
     keep: usize,
+    scratch: &mut X,
 ) -> Res<PublishReport, W>
 where
     W: Storage,
     C: Storage<Error = W::Error>,
     B: Buffer,
+    X: Buffer,
 {
-    let assigned = writer.last_id()?.unwrap_or(0);
-    if last_id > assigned {
-        return Err(Error::CheckpointAhead {
-            checkpoint_last_id: last_id,
-            wal_next_id: assigned + 1,
-        });
-    }
+    writer.check_checkpoint(last_id)?;
     writer.sync()?;
     let checkpoint_seq = checkpoints.write(writer.log_id(), last_id, payload)?;
     let marker_id = match marker {
@@ -72,7 +70,7 @@ where
         None => None,
     };
     let wal_segments_removed = writer.truncate_through(last_id)?;
-    let checkpoints_removed = checkpoints.retain_newest(keep)?;
+    let checkpoints_removed = checkpoints.retain_newest(keep, scratch)?;
     Ok(PublishReport {
         checkpoint_seq,
         last_id,

@@ -651,6 +651,29 @@ pub fn first_segment_header<S: Storage>(st: &mut S) -> Res<Option<SegmentHeader>
 }
 
 impl<S: Storage, B: Buffer> WalWriter<S, B> {
+    /// Checks that a checkpoint of the state after entry `last_id` fits this log: not
+    /// beyond the last id assigned ([`Error::CheckpointAhead`]) and not older than the
+    /// first entry the log still holds ([`Error::WalGap`]: the entries between would be
+    /// in neither).
+    pub fn check_checkpoint(&mut self, last_id: u64) -> Res<(), S> {
+        let next = self.next_id()?;
+        if last_id >= next {
+            return Err(Error::CheckpointAhead {
+                checkpoint_last_id: last_id,
+                wal_next_id: next,
+            });
+        }
+        if let Some(first) = first_segment_header(&mut self.st)? {
+            if last_id.saturating_add(1) < first.first_id {
+                return Err(Error::WalGap {
+                    needed: last_id + 1,
+                    first_available: first.first_id,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Removes, oldest first, every segment whose entries all have ids `<= last_id`,
     /// never the segment appends go to. Returns how many were removed. Each removal is
     /// durable when it returns, and the remaining segments always form a contiguous

@@ -38,10 +38,27 @@ fn publish_truncate_recover() {
     }
     // Refuses a checkpoint beyond what was assigned.
     assert!(matches!(
-        publish(&mut w, &mut ck, 41, &0u64.to_le_bytes(), None, 2),
+        publish(
+            &mut w,
+            &mut ck,
+            41,
+            &0u64.to_le_bytes(),
+            None,
+            2,
+            &mut Vec::new()
+        ),
         Err(Error::CheckpointAhead { .. })
     ));
-    let r = publish(&mut w, &mut ck, 40, &sum.to_le_bytes(), None, 2).unwrap();
+    let r = publish(
+        &mut w,
+        &mut ck,
+        40,
+        &sum.to_le_bytes(),
+        None,
+        2,
+        &mut Vec::new(),
+    )
+    .unwrap();
     assert!(r.wal_segments_removed > 0, "{r:?}");
     for i in 41..=45u8 {
         w.append(&[i; 20]).unwrap();
@@ -63,4 +80,24 @@ fn publish_truncate_recover() {
         );
         assert!(matches!(r, Err(Error::WalGap { .. })), "{r:?}");
     }
+}
+
+#[test]
+fn torn_checkpoints_do_not_count_toward_keep() {
+    use durability_core::Storage;
+    let mut ck = CheckpointStore::new(MemStorage::new());
+    ck.write(1, 10, b"ten").unwrap();
+    ck.write(1, 20, b"twenty").unwrap();
+    // A publish that crashed mid-write left checkpoint 3 torn.
+    let mut torn = vec![0u8; 40];
+    torn[..4].copy_from_slice(b"DURC");
+    ck.storage().create(3).unwrap();
+    ck.storage().write(3, 0, &torn).unwrap();
+    ck.write(1, 30, b"thirty").unwrap();
+    let removed = ck.retain_newest(2, &mut vec![0u8; 16]).unwrap();
+    assert_eq!(removed, 2, "seq 1 (beyond keep) and torn seq 3");
+    let seqs: Vec<u64> = ck.storage().segments.keys().copied().collect();
+    assert_eq!(seqs, vec![2, 4]);
+    let latest = ck.latest(&mut vec![0u8; 16]).unwrap().unwrap();
+    assert_eq!((latest.seq, latest.header.last_id), (4, 30));
 }
