@@ -262,7 +262,9 @@ impl<E: Serialize> WalWriter<E> {
 
 impl<E> Drop for WalWriter<E> {
     fn drop(&mut self) {
-        if !self.inner.is_poisoned() {
+        // Only a writer that holds the lock (and so has opened the log) has anything to
+        // flush; an unused or refused one must not touch the WAL.
+        if self.locked && !self.inner.is_poisoned() {
             let _ = self.inner.flush();
         }
     }

@@ -225,6 +225,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         }
         self.ensure_open()?;
         let index = self.next_index;
+        if index == u64::MAX {
+            return Err(Error::InvalidConfig("record indices exhausted"));
+        }
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
@@ -244,6 +247,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
     {
         self.ensure_open()?;
         let index = self.next_index;
+        if index == u64::MAX {
+            return Err(Error::InvalidConfig("record indices exhausted"));
+        }
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };

@@ -175,6 +175,12 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 }
 
+/// The id after `id`; a log that would need more than `u64::MAX` ids is not one we wrote.
+fn next_entry_id<E>(id: u64, seg: u64, pos: u64) -> Result<u64, Error<E>> {
+    id.checked_add(1)
+        .ok_or(Error::corrupt(seg, pos, Corruption::EntryIdGap))
+}
+
 fn parse_marker(bytes: &[u8], log_id: Option<u64>, seg: u64) -> Option<SyncMarker> {
     let head: &[u8; frame_header::HEADER_LEN] =
         bytes.get(..frame_header::HEADER_LEN)?.try_into().ok()?;
@@ -257,7 +263,7 @@ where
                                         on_entry(id, payload)?;
                                         payload_bytes += h.len as u64;
                                     }
-                                    id += 1;
+                                    id = next_entry_id(id, seg, pos)?;
                                 }
                                 FrameKind::SyncMarker => {
                                     let m =
@@ -284,7 +290,7 @@ where
                         if !w.verify_streaming(pos, &h, &seal, frame_id)? {
                             None
                         } else if h.kind == FrameKind::Entry && id < deliver_from {
-                            id += 1;
+                            id = next_entry_id(id, seg, pos)?;
                             Some(h)
                         } else {
                             return Err(Error::BufferTooSmall { needed });

@@ -107,7 +107,7 @@ where
     let Some((lo, hi, count)) = segment_span(st).map_err(Error::Storage)? else {
         return Ok((report, None));
     };
-    if count != hi - lo + 1 {
+    if count - 1 != hi - lo {
         let mut missing = lo;
         while missing <= hi && st.len(missing).is_ok() {
             missing += 1;
@@ -409,7 +409,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             kind: LogKind::Wal,
             align_log2,
             log_id: layout.log_id,
-            segment: last.segment + 1,
+            segment: next_segment(last.segment)?,
             first_id: self.next_id,
             prev_end: layout.end.end,
         };
@@ -436,7 +436,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     }
 
     fn append_open(&mut self, payload: &[u8]) -> Res<u64, S> {
-        let id = self.next_id;
+        let id = self.claim_id()?;
         let (keep_marker, rotate) =
             self.placement(frame_len(payload.len(), self.align()), payload.len())?;
         if rotate {
@@ -452,6 +452,15 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         app.append(&mut self.st, &mut self.buf, id, payload)?;
         self.next_id += 1;
         Ok(id)
+    }
+
+    /// The id the next entry gets, refusing the last one `u64` can hold (its successor
+    /// could not be represented).
+    fn claim_id(&self) -> Res<u64, S> {
+        if self.next_id == u64::MAX {
+            return Err(Error::InvalidConfig("entry ids exhausted"));
+        }
+        Ok(self.next_id)
     }
 
     fn align(&self) -> usize {
@@ -505,7 +514,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     where
         F: FnMut(&mut [u8]) -> Option<usize>,
     {
-        let id = self.next_id;
+        let id = self.claim_id()?;
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
@@ -548,7 +557,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             kind: LogKind::Wal,
             align_log2: app.align.trailing_zeros() as u8,
             log_id: self.log_id,
-            segment: app.seg + 1,
+            segment: next_segment(app.seg)?,
             first_id: self.next_id,
             prev_end: app.written,
         };
@@ -640,6 +649,12 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
         })?;
         Ok(out)
     }
+}
+
+fn next_segment<E>(segment: u64) -> Result<u64, Error<E>> {
+    segment
+        .checked_add(1)
+        .ok_or(Error::InvalidConfig("segment numbers exhausted"))
 }
 
 /// The header of the lowest segment, if the log has a readable one.
