@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+pub use durability_std::crash::{self, CrashDirectory};
 pub use durability_std::failing;
 pub use durability_std::{
     parent_dir, sync_file, sync_parent_dir, DirLock, DirStorage, Directory, DurableDirectory,

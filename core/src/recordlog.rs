@@ -181,6 +181,7 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         let Some(h) = header else {
             if exists {
                 segment::check_torn_header(&mut self.st, &mut self.buf, seg, false)?;
+                crate::wal::remove_torn_creation(&mut self.st, seg)?;
             }
             let hdr = SegmentHeader {
                 kind: LogKind::RecordLog,

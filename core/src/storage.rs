@@ -69,8 +69,9 @@ pub trait Storage: ErrorType {
     /// Creates segment `segment` empty, replacing whatever a segment of that number held.
     ///
     /// Durable after return: nothing (the segment may vanish on a crash until the first
-    /// [`sync`](Storage::sync) of it returns). A power cut during it may leave the old
-    /// content, an empty segment, or (flash) a half-erased unit of arbitrary bytes.
+    /// [`sync`](Storage::sync) of it returns). A power cut during it or later may leave
+    /// the old content, an empty segment, or (flash) a half-erased unit of arbitrary
+    /// bytes — so the core removes a segment (durably) before it reuses its number.
     fn create(&mut self, segment: u64) -> Result<(), Self::Error>;
 
     /// The readable extent of a segment: the file length, or the unit size on flash

@@ -376,6 +376,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             // No valid segment: a new log (or one whose only segment is a torn creation,
             // which `create` replaces).
             let seg = report.torn_at.map_or(FIRST_SEGMENT, |at| at.segment);
+            if report.torn_at.is_some() {
+                remove_torn_creation(&mut self.st, seg)?;
+            }
             let hdr = SegmentHeader {
                 kind: LogKind::Wal,
                 align_log2,
@@ -405,6 +408,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         // (replacing a torn creation). Its prefix must be durable before a successor
         // header claims where it ends.
         self.st.sync(last.segment).map_err(Error::Storage)?;
+        if let Some(torn) = layout.torn_header {
+            remove_torn_creation(&mut self.st, torn)?;
+        }
         let hdr = SegmentHeader {
             kind: LogKind::Wal,
             align_log2,
@@ -649,6 +655,15 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
         })?;
         Ok(out)
     }
+}
+
+/// Removes a segment whose creation was torn, durably, before its number is used again.
+///
+/// Recreating it in place is not enough: `create` is not durable, so a crash could keep
+/// the old frames under a new header identical to the old one (same log, number, first
+/// id and seal), and entries a recovery already reported lost would validate again.
+pub(crate) fn remove_torn_creation<S: Storage>(st: &mut S, segment: u64) -> Res<(), S> {
+    st.remove(segment).map_err(Error::Storage)
 }
 
 fn next_segment<E>(segment: u64) -> Result<u64, Error<E>> {

@@ -64,6 +64,10 @@ pub struct DirStorage {
     unnamed: BTreeSet<u64>,
     /// Directories whose entries must be synced before those names are durable.
     dirty_dirs: BTreeSet<String>,
+    /// Whether this storage has made the names it inherited durable: segments and
+    /// directories created by an earlier storage (a writer before a restart, or one
+    /// that failed) may never have had their names synced.
+    inherited_names_synced: bool,
 }
 
 impl DirStorage {
@@ -97,6 +101,7 @@ impl DirStorage {
             cache: Vec::new(),
             unnamed: BTreeSet::new(),
             dirty_dirs: BTreeSet::new(),
+            inherited_names_synced: false,
         }
     }
 
@@ -258,6 +263,20 @@ impl Storage for DirStorage {
 
     fn sync(&mut self, segment: u64) -> PersistenceResult<()> {
         self.handle(segment)?.sync_data()?;
+        if !self.inherited_names_synced {
+            // The first barrier of this storage also covers every directory entry on
+            // the way to its segments, whoever created them.
+            let mut d = self.parent().to_string();
+            loop {
+                let up = parent_dir(&d).to_string();
+                self.dirty_dirs.insert(d.clone());
+                if d.is_empty() {
+                    break;
+                }
+                d = up;
+            }
+            self.unnamed.insert(segment);
+        }
         if self.unnamed.contains(&segment) {
             // Deepest directory first: a directory's own entry is synced after its
             // content, so no durable name ever points at a directory missing entries.
@@ -275,6 +294,7 @@ impl Storage for DirStorage {
             }
             // Every name this storage created lives in the synced parent.
             self.unnamed.clear();
+            self.inherited_names_synced = true;
         }
         Ok(())
     }

@@ -67,7 +67,9 @@ pub enum PersistenceError {
         max: u64,
     },
     /// An earlier I/O or sync failure poisoned the writer; it accepts nothing more.
-    /// Reopen the log to find out what is durable.
+    /// After a failed *sync*, restart the process before reopening the log: the OS may
+    /// have dropped the unsynced pages from the disk while its cache still shows them
+    /// ("fsyncgate"), and a writer reopened in the same process would build on them.
     Poisoned,
     /// [`Directory::lock_exclusive`](crate::Directory::lock_exclusive) found the lock
     /// held by another writer: another process, or another handle or directory value

@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
+pub mod crash;
 pub mod directory;
 pub mod error;
 pub mod failing;
@@ -48,6 +49,7 @@ pub mod fs;
 pub mod memory;
 
 pub use adapter::DirStorage;
+pub use crash::CrashDirectory;
 pub use directory::{
     parent_dir, sync_file, sync_parent_dir, DirLock, Directory, DurableDirectory, FileHandle,
 };
