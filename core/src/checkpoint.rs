@@ -345,23 +345,40 @@ impl<S: Storage> CheckpointStore<S> {
                 actual: extent.saturating_sub(field::HEADER_LEN as u64),
             }));
         }
-        if !buf.grow_to(len) {
-            return Err(Error::BufferTooSmall { needed: len as u64 });
-        }
-        let got = self
-            .st
-            .read(seq, field::HEADER_LEN as u64, &mut buf.bytes_mut()[..len])
-            .map_err(Error::Storage)?;
-        if got < len {
-            return Ok(Err(CheckpointError::Truncated {
-                expected: len as u64,
-                actual: got as u64,
-            }));
-        }
-        if let Err(e) = h.verify(&buf.bytes()[..len]) {
+        // A payload too large for the buffer is verified by streaming; only a
+        // checkpoint that is valid is then refused (a torn one must not block the
+        // fallback to an older one).
+        let fits = buf.grow_to(len);
+        let verified = if fits {
+            let got = self
+                .st
+                .read(seq, field::HEADER_LEN as u64, &mut buf.bytes_mut()[..len])
+                .map_err(Error::Storage)?;
+            if got < len {
+                Err(CheckpointError::Truncated {
+                    expected: len as u64,
+                    actual: got as u64,
+                })
+            } else {
+                h.verify(&buf.bytes()[..len])
+            }
+        } else {
+            self.verify_streaming(seq, &h)?
+        };
+        if let Err(e) = verified {
             return Ok(Err(e));
         }
-        // Past the padding, only never-written bytes may follow.
+        if let Err(e) = self.check_trailing(seq, end, extent)? {
+            return Ok(Err(e));
+        }
+        if !fits {
+            return Err(Error::BufferTooSmall { needed: len as u64 });
+        }
+        Ok(Ok(h))
+    }
+
+    /// Past the payload's padding, only never-written bytes may follow.
+    fn check_trailing(&mut self, seq: u64, end: u64, extent: u64) -> Res<Result<(), CheckpointError>, S> {
         let padded = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN));
         let unwritten = self.st.unwritten_byte();
         let mut at = padded.min(extent);
@@ -380,7 +397,37 @@ impl<S: Storage> CheckpointStore<S> {
             }
             at += got as u64;
         }
-        Ok(Ok(h))
+        Ok(Ok(()))
+    }
+
+    /// Checks a checkpoint's payload against its header without holding it.
+    fn verify_streaming(&mut self, seq: u64, h: &CheckpointHeader) -> Res<Result<(), CheckpointError>, S> {
+        let mut crc = Crc32c::new();
+        crc.update(&h.prefix());
+        let mut chunk = [0u8; 64];
+        let mut at = field::HEADER_LEN as u64;
+        let end = at + h.len as u64;
+        while at < end {
+            let want = ((end - at) as usize).min(chunk.len());
+            let got = self.st.read(seq, at, &mut chunk[..want]).map_err(Error::Storage)?;
+            if got == 0 {
+                return Ok(Err(CheckpointError::Truncated {
+                    expected: h.len as u64,
+                    actual: at - field::HEADER_LEN as u64,
+                }));
+            }
+            crc.update(&chunk[..got]);
+            at += got as u64;
+        }
+        let actual = crc.finalize();
+        Ok(if actual == h.crc {
+            Ok(())
+        } else {
+            Err(CheckpointError::Checksum {
+                expected: h.crc,
+                actual,
+            })
+        })
     }
 
     /// Keeps the newest `keep` checkpoints that verify (at least one) and removes every
