@@ -378,7 +378,12 @@ impl<S: Storage> CheckpointStore<S> {
     }
 
     /// Past the payload's padding, only never-written bytes may follow.
-    fn check_trailing(&mut self, seq: u64, end: u64, extent: u64) -> Res<Result<(), CheckpointError>, S> {
+    fn check_trailing(
+        &mut self,
+        seq: u64,
+        end: u64,
+        extent: u64,
+    ) -> Res<Result<(), CheckpointError>, S> {
         let padded = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN));
         let unwritten = self.st.unwritten_byte();
         let mut at = padded.min(extent);
@@ -401,7 +406,11 @@ impl<S: Storage> CheckpointStore<S> {
     }
 
     /// Checks a checkpoint's payload against its header without holding it.
-    fn verify_streaming(&mut self, seq: u64, h: &CheckpointHeader) -> Res<Result<(), CheckpointError>, S> {
+    fn verify_streaming(
+        &mut self,
+        seq: u64,
+        h: &CheckpointHeader,
+    ) -> Res<Result<(), CheckpointError>, S> {
         let mut crc = Crc32c::new();
         crc.update(&h.prefix());
         let mut chunk = [0u8; 64];
@@ -409,7 +418,10 @@ impl<S: Storage> CheckpointStore<S> {
         let end = at + h.len as u64;
         while at < end {
             let want = ((end - at) as usize).min(chunk.len());
-            let got = self.st.read(seq, at, &mut chunk[..want]).map_err(Error::Storage)?;
+            let got = self
+                .st
+                .read(seq, at, &mut chunk[..want])
+                .map_err(Error::Storage)?;
             if got == 0 {
                 return Ok(Err(CheckpointError::Truncated {
                     expected: h.len as u64,

@@ -107,12 +107,20 @@ fn a_torn_checkpoint_larger_than_the_buffer_does_not_block_the_fallback() {
     let mut ck = CheckpointStore::new(MemStorage::new());
     ck.write(1, 10, b"older").unwrap();
     ck.write(1, 20, &[7u8; 100]).unwrap();
-    *ck.storage().segments.get_mut(&2).unwrap().last_mut().unwrap() ^= 1;
+    *ck.storage()
+        .segments
+        .get_mut(&2)
+        .unwrap()
+        .last_mut()
+        .unwrap() ^= 1;
     let mut small = [0u8; 64];
     let found = ck.latest(&mut small).unwrap().unwrap();
     assert_eq!((found.seq, found.header.last_id, found.skipped), (1, 10, 1));
     assert_eq!(&small[..5], b"older");
     // A valid checkpoint too large for the buffer is still an error, not skipped.
     ck.write(1, 30, &[9u8; 100]).unwrap();
-    assert!(matches!(ck.latest(&mut small), Err(Error::BufferTooSmall { needed: 100 })));
+    assert!(matches!(
+        ck.latest(&mut small),
+        Err(Error::BufferTooSmall { needed: 100 })
+    ));
 }
