@@ -113,7 +113,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::directory::{normalize, parent_dir, DirLock, Directory, FileHandle, PathKind};
 use crate::error::{PersistenceError, PersistenceResult};
-use crate::failing::{FailKind, Op};
+use crate::failing::{FailKind, FailState, Op};
 
 /// The sector size used by [`Choice::TearSector`] and [`Choice::Sectors`]: tears happen
 /// at multiples of it (absolute file offsets).
@@ -854,12 +854,6 @@ impl Image {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Rule {
-    Nth { n: u64, seen: u64, kind: FailKind },
-    All { kind: FailKind },
-}
-
 #[derive(Debug, Default)]
 struct Sim {
     /// The state the log starts from.
@@ -867,16 +861,8 @@ struct Sim {
     cur: Image,
     log: Vec<(OpRecord, Vec<Effect>)>,
     locks: BTreeSet<String>,
-    rules: BTreeMap<Op, Rule>,
-    counts: BTreeMap<Op, u64>,
+    faults: FailState,
     fsyncgate: bool,
-}
-
-fn kind_of(k: FailKind) -> io::ErrorKind {
-    match k {
-        FailKind::StorageFull => io::ErrorKind::StorageFull,
-        _ => io::ErrorKind::Other,
-    }
 }
 
 impl Sim {
@@ -890,24 +876,7 @@ impl Sim {
 
     /// Counts one call of `op` and decides whether it fails.
     fn hit(&mut self, op: Op) -> io::Result<()> {
-        *self.counts.entry(op).or_default() += 1;
-        let kind = match self.rules.get_mut(&op) {
-            None => return Ok(()),
-            Some(Rule::All { kind }) => *kind,
-            Some(Rule::Nth { n, seen, kind }) => {
-                *seen += 1;
-                if *seen < *n {
-                    return Ok(());
-                }
-                let kind = *kind;
-                self.rules.remove(&op);
-                kind
-            }
-        };
-        Err(io::Error::new(
-            kind_of(kind),
-            format!("injected failure of {op:?} ({kind:?})"),
-        ))
+        self.faults.hit(op)
     }
 
     fn record(&mut self, op: Operation, effects: Vec<Effect>) {
@@ -1448,8 +1417,7 @@ impl CrashDirectory {
     ///
     /// If `n` is 0.
     pub fn fail_nth(&self, op: Op, n: u64, kind: FailKind) {
-        assert!(n >= 1, "fail_nth counts calls from 1");
-        self.sim().rules.insert(op, Rule::Nth { n, seen: 0, kind });
+        self.sim().faults.fail_nth(op, n, kind);
     }
 
     /// `fail_nth(op, 1, kind)`.
@@ -1460,17 +1428,17 @@ impl CrashDirectory {
     /// Makes every call of `op` from now on fail with `kind`, until
     /// [`clear_failures`](Self::clear_failures).
     pub fn fail_all(&self, op: Op, kind: FailKind) {
-        self.sim().rules.insert(op, Rule::All { kind });
+        self.sim().faults.fail_all(op, kind);
     }
 
     /// Removes every failure rule (counts are kept; fsyncgate mode too).
     pub fn clear_failures(&self) {
-        self.sim().rules.clear();
+        self.sim().faults.clear();
     }
 
     /// How many calls of `op` were made, failed ones included.
     pub fn counts(&self, op: Op) -> u64 {
-        self.sim().counts.get(&op).copied().unwrap_or(0)
+        self.sim().faults.count(op)
     }
 
     /// fsyncgate mode (off by default): a file barrier that fails with an injected

@@ -65,10 +65,62 @@ enum Rule {
     All { kind: FailKind },
 }
 
+/// Failure rules and call counts, shared by [`FailingDirectory`] and the
+/// crash-simulating directory.
 #[derive(Debug, Default)]
-struct FailState {
+pub(crate) struct FailState {
     rules: BTreeMap<Op, Rule>,
     counts: BTreeMap<Op, u64>,
+}
+
+impl FailState {
+    /// Counts one call of `op` and decides whether it fails.
+    pub(crate) fn hit(&mut self, op: Op) -> io::Result<()> {
+        *self.counts.entry(op).or_default() += 1;
+        let kind = match self.rules.get_mut(&op) {
+            None => return Ok(()),
+            Some(Rule::All { kind }) => *kind,
+            Some(Rule::Nth { n, seen, kind }) => {
+                *seen += 1;
+                if *seen < *n {
+                    return Ok(());
+                }
+                let kind = *kind;
+                self.rules.remove(&op);
+                kind
+            }
+        };
+        Err(io::Error::new(
+            kind.io_kind(),
+            format!("injected failure of {op:?} ({kind:?})"),
+        ))
+    }
+
+    /// The `n`th call of `op` from now on fails, once.
+    pub(crate) fn fail_nth(&mut self, op: Op, n: u64, kind: FailKind) {
+        assert!(n >= 1, "fail_nth counts calls from 1");
+        self.rules.insert(op, Rule::Nth { n, seen: 0, kind });
+    }
+
+    /// Every call of `op` fails.
+    pub(crate) fn fail_all(&mut self, op: Op, kind: FailKind) {
+        self.rules.insert(op, Rule::All { kind });
+    }
+
+    /// Removes every rule (counts are kept).
+    pub(crate) fn clear(&mut self) {
+        self.rules.clear();
+    }
+
+    /// Calls of `op` counted so far.
+    pub(crate) fn count(&self, op: Op) -> u64 {
+        self.counts.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Sets every count back to 0 (rules are kept).
+    pub(crate) fn reset_counts(&mut self) {
+        self.counts.clear();
+    }
 }
 
 #[derive(Clone, Default)]
@@ -81,25 +133,7 @@ impl Shared {
 
     /// Counts one call of `op` and decides whether it fails.
     fn hit(&self, op: Op) -> io::Result<()> {
-        let mut st = self.lock();
-        *st.counts.entry(op).or_default() += 1;
-        let kind = match st.rules.get_mut(&op) {
-            None => return Ok(()),
-            Some(Rule::All { kind }) => *kind,
-            Some(Rule::Nth { n, seen, kind }) => {
-                *seen += 1;
-                if *seen < *n {
-                    return Ok(());
-                }
-                let kind = *kind;
-                st.rules.remove(&op);
-                kind
-            }
-        };
-        Err(io::Error::new(
-            kind.io_kind(),
-            format!("injected failure of {op:?} ({kind:?})"),
-        ))
+        self.lock().hit(op)
     }
 }
 
@@ -151,11 +185,7 @@ impl FailingDirectory {
     ///
     /// If `n` is 0.
     pub fn fail_nth(&self, op: Op, n: u64, kind: FailKind) {
-        assert!(n >= 1, "fail_nth counts calls from 1");
-        self.shared
-            .lock()
-            .rules
-            .insert(op, Rule::Nth { n, seen: 0, kind });
+        self.shared.lock().fail_nth(op, n, kind);
     }
 
     /// Makes the next call of `op` fail with `kind`, once: `fail_nth(op, 1, kind)`.
@@ -172,23 +202,23 @@ impl FailingDirectory {
     /// Makes every call of `op` from now on fail with `kind`, until
     /// [`clear`](Self::clear).
     pub fn fail_all_with(&self, op: Op, kind: FailKind) {
-        self.shared.lock().rules.insert(op, Rule::All { kind });
+        self.shared.lock().fail_all(op, kind);
     }
 
     /// How many calls of `op` were made (failed ones included) since this directory
     /// was created or [`reset_counts`](Self::reset_counts) was called.
     pub fn counts(&self, op: Op) -> u64 {
-        self.shared.lock().counts.get(&op).copied().unwrap_or(0)
+        self.shared.lock().count(op)
     }
 
     /// Removes every failure rule (counts are kept).
     pub fn clear(&self) {
-        self.shared.lock().rules.clear();
+        self.shared.lock().clear();
     }
 
     /// Sets every count back to 0 (rules are kept).
     pub fn reset_counts(&self) {
-        self.shared.lock().counts.clear();
+        self.shared.lock().reset_counts();
     }
 
     fn hit(&self, op: Op) -> PersistenceResult<()> {
