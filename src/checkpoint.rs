@@ -1,8 +1,8 @@
 //! Checkpoint files: a checksummed, postcard-encoded snapshot of the state after a given
 //! entry id.
 //!
-//! The byte format is the core's (`durability_core::checkpoint`): a 32-byte header —
-//! magic, version, log id, last entry id, payload length, CRC-32C over header and
+//! The byte format is the core's (`durability_core::checkpoint`): a 64-byte header —
+//! magic, version, log id, store number, last entry id, payload length, CRC-32C over header and
 //! payload — then the payload. A short file, trailing bytes, a length over
 //! [`MAX_CHECKPOINT_LEN`], or any changed byte is an error; nothing is allocated beyond
 //! the bytes actually present.
@@ -60,7 +60,7 @@ pub fn encode_postcard<C: Serialize>(
     let payload =
         postcard::to_allocvec(state).map_err(|e| PersistenceError::Encode(e.to_string()))?;
     let header =
-        CheckpointHeader::new(log_id, last_entry_id, &payload).map_err(checkpoint_error)?;
+        CheckpointHeader::new(log_id, 0, last_entry_id, &payload).map_err(checkpoint_error)?;
     let mut out = Vec::with_capacity(field::HEADER_LEN + payload.len());
     out.extend_from_slice(&header.emit());
     out.extend_from_slice(&payload);

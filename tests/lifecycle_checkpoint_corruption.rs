@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use durability::checkpoint::{CheckpointFile, MAX_CHECKPOINT_LEN};
 use durability::checkpointing::{CheckpointManager, CheckpointSegment, CheckpointState};
+use durability::core::checkpoint::field;
 use durability::core::ReadMode;
 use durability::publish::CheckpointPublisher;
 use durability::recover::RecoveryManager;
@@ -114,12 +115,12 @@ fn a_length_beyond_the_limit_is_an_error() {
     let file = CheckpointFile::new(dir.clone());
     file.write_postcard("c.bin", 5, &sample_state()).unwrap();
     let good = read_all(&dir, "c.bin");
-    // The payload length is the u32 at bytes 24..28.
-    let len = u32::from_le_bytes(good[24..28].try_into().unwrap());
-    assert_eq!(len as usize, good.len() - 32);
+    // The payload length field.
+    let len = u32::from_le_bytes(good[field::LEN].try_into().unwrap());
+    assert_eq!(len as usize, good.len() - field::HEADER_LEN);
     for huge in [MAX_CHECKPOINT_LEN + 1, u32::MAX, MAX_CHECKPOINT_LEN] {
         let mut bad = good.clone();
-        bad[24..28].copy_from_slice(&huge.to_le_bytes());
+        bad[field::LEN].copy_from_slice(&huge.to_le_bytes());
         write_all(&dir, "big.bin", &bad);
         assert_rejected(
             file.read_postcard::<CheckpointState>("big.bin"),
@@ -291,7 +292,7 @@ fn huge_length_field_in_a_store_checkpoint_is_skipped_without_allocating() {
     let good = read_all(&s.dir, path);
     for huge in [MAX_CHECKPOINT_LEN, MAX_CHECKPOINT_LEN + 1, u32::MAX] {
         let mut bad = good.clone();
-        bad[24..28].copy_from_slice(&huge.to_le_bytes());
+        bad[field::LEN].copy_from_slice(&huge.to_le_bytes());
         write_all(&s.dir, path, &bad);
         let started = std::time::Instant::now();
         check_fallback(&s, &format!("length {huge}"));

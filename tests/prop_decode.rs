@@ -669,7 +669,7 @@ fn check_checkpoint(image: &[u8]) -> Result<Option<(CheckpointHeader, Vec<u8>)>,
             prop_assert_eq!(p, p2);
             prop_assert_eq!(h.len as usize, p.len());
             prop_assert_eq!(image.len(), 32 + p.len());
-            let again = CheckpointHeader::new(h.log_id, h.last_id, p).unwrap();
+            let again = CheckpointHeader::new(h.log_id, h.seq, h.last_id, p).unwrap();
             prop_assert_eq!(
                 &again.emit()[..],
                 &image[..32],
@@ -683,7 +683,7 @@ fn check_checkpoint(image: &[u8]) -> Result<Option<(CheckpointHeader, Vec<u8>)>,
 }
 
 fn checkpoint_image(log_id: u64, last_id: u64, payload: &[u8]) -> Vec<u8> {
-    let h = CheckpointHeader::new(log_id, last_id, payload).unwrap();
+    let h = CheckpointHeader::new(log_id, 0, last_id, payload).unwrap();
     let mut v = h.emit().to_vec();
     v.extend_from_slice(payload);
     v

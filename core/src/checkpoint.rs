@@ -1,14 +1,18 @@
 //! Checkpoints: a checksummed snapshot of the state after entry `last_id`.
 //!
 //! ```text
-//!  checkpoint header (32 bytes), then the payload, then zero padding to the alignment
-//!  0       4   5   6       8               16              24      28      32
-//!  +-------+---+---+-------+---------------+---------------+-------+-------+------------+
-//!  | magic |ver|knd|  rsv  |    log_id     |    last_id    |  len  |  crc  | payload... |
-//!  +-------+---+---+-------+---------------+---------------+-------+-------+------------+
-//!   "DURC"  1   1     0      WAL identity    last applied    bytes   CRC-32C of bytes 0..28
-//!                            (0: unbound)    entry id                and the payload
+//!  checkpoint header (64 bytes), then the payload, then zero padding to the alignment
+//!  0       4   5   6       8               16              24              32      36          60      64
+//!  +-------+---+---+-------+---------------+---------------+---------------+-------+-----------+-------+---------+
+//!  | magic |ver|knd|  rsv  |    log_id     |      seq      |    last_id    |  len  |    rsv    |  crc  | payload |
+//!  +-------+---+---+-------+---------------+---------------+---------------+-------+-----------+-------+---------+
+//!   "DURC"  1   1     0      WAL identity    number in its   last applied    bytes       0       CRC-32C of bytes
+//!                            (0: unbound)    store (0: file) entry id                            0..60 and payload
 //! ```
+//!
+//! `seq` sits at the same offset as a segment header's number, so media that name
+//! segments by their content (flash) can tell which checkpoint a unit holds
+//! ([`crate::storage::identify_segment`]).
 //!
 //! One codec serves two homes. [`CheckpointStore`] keeps checkpoints as numbered
 //! segments of any [`Storage`] (files, memory, flash): each is written once and made
@@ -45,17 +49,22 @@ pub mod field {
     pub const RESERVED: Range<usize> = 6..8;
     /// `log_id`: identity of the WAL this checkpoint belongs to, 0 if unbound.
     pub const LOG_ID: Range<usize> = 8..16;
+    /// `seq`: the checkpoint's number in its store (0 for a checkpoint file).
+    pub const SEQ: Range<usize> = 16..24;
     /// `last_id`: last entry id applied to the state.
-    pub const LAST_ID: Range<usize> = 16..24;
+    pub const LAST_ID: Range<usize> = 24..32;
     /// `len`: payload length.
-    pub const LEN: Range<usize> = 24..28;
-    /// `crc`: CRC-32C of bytes `0..28` followed by the payload.
-    pub const CRC: Range<usize> = 28..32;
-    /// Header length.
-    pub const HEADER_LEN: usize = 32;
+    pub const LEN: Range<usize> = 32..36;
+    /// Reserved, zero.
+    pub const RESERVED2: Range<usize> = 36..60;
+    /// `crc`: CRC-32C of bytes `0..60` followed by the payload.
+    pub const CRC: Range<usize> = 60..64;
+    /// Header length (a multiple of the largest write size).
+    pub const HEADER_LEN: usize = 64;
 }
 
 const _: () = assert!(field::CRC.end == field::HEADER_LEN);
+const _: () = assert!(field::SEQ.start == crate::frame::header::SEGMENT.start);
 const _: () = assert!(field::HEADER_LEN.is_multiple_of(MAX_ALIGN));
 
 /// Why bytes are not a valid checkpoint.
@@ -122,6 +131,8 @@ impl core::fmt::Display for CheckpointError {
 pub struct CheckpointHeader {
     /// WAL identity, 0 if unbound.
     pub log_id: u64,
+    /// Number in its store, 0 for a checkpoint file.
+    pub seq: u64,
     /// Last entry id applied to the state.
     pub last_id: u64,
     /// Payload length.
@@ -131,13 +142,19 @@ pub struct CheckpointHeader {
 
 impl CheckpointHeader {
     /// A header for `payload`.
-    pub fn new(log_id: u64, last_id: u64, payload: &[u8]) -> Result<Self, CheckpointError> {
+    pub fn new(
+        log_id: u64,
+        seq: u64,
+        last_id: u64,
+        payload: &[u8],
+    ) -> Result<Self, CheckpointError> {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|&l| l <= MAX_CHECKPOINT_LEN)
             .ok_or(CheckpointError::TooLarge(u32::MAX))?;
         let mut h = CheckpointHeader {
             log_id,
+            seq,
             last_id,
             len,
             crc: 0,
@@ -155,6 +172,7 @@ impl CheckpointHeader {
         b[field::VERSION] = VERSION;
         b[field::KIND] = 1;
         b[field::LOG_ID].copy_from_slice(&self.log_id.to_le_bytes());
+        b[field::SEQ].copy_from_slice(&self.seq.to_le_bytes());
         b[field::LAST_ID].copy_from_slice(&self.last_id.to_le_bytes());
         b[field::LEN].copy_from_slice(&self.len.to_le_bytes());
         b
@@ -173,7 +191,11 @@ impl CheckpointHeader {
         let b = bytes
             .get(..field::HEADER_LEN)
             .ok_or(CheckpointError::Short)?;
-        if b[field::MAGIC] != MAGIC || b[field::KIND] != 1 || b[field::RESERVED] != [0, 0] {
+        if b[field::MAGIC] != MAGIC
+            || b[field::KIND] != 1
+            || b[field::RESERVED] != [0, 0]
+            || b[field::RESERVED2].iter().any(|&x| x != 0)
+        {
             return Err(CheckpointError::BadHeader);
         }
         if b[field::VERSION] != VERSION {
@@ -185,6 +207,7 @@ impl CheckpointHeader {
         }
         Ok(CheckpointHeader {
             log_id: le_u64(&b[field::LOG_ID]),
+            seq: le_u64(&b[field::SEQ]),
             last_id: le_u64(&b[field::LAST_ID]),
             len,
             crc: le_u32(&b[field::CRC]),
@@ -257,10 +280,11 @@ impl<S: Storage> CheckpointStore<S> {
     /// the sequence number. A crash before this returns leaves at most a torn checkpoint
     /// that readers skip.
     pub fn write(&mut self, log_id: u64, last_id: u64, payload: &[u8]) -> Res<u64, S> {
-        let header = CheckpointHeader::new(log_id, last_id, payload).map_err(Error::Checkpoint)?;
         let seq = segment_span(&mut self.st)
             .map_err(Error::Storage)?
             .map_or(1, |(_, hi, _)| hi + 1);
+        let header =
+            CheckpointHeader::new(log_id, seq, last_id, payload).map_err(Error::Checkpoint)?;
         let ws = self.st.write_size();
         if !ws.is_power_of_two() || ws > MAX_ALIGN {
             return Err(Error::InvalidConfig(
@@ -334,6 +358,8 @@ impl<S: Storage> CheckpointStore<S> {
         let extent = self.st.len(seq).map_err(Error::Storage)?;
         let n = self.st.read(seq, 0, &mut head).map_err(Error::Storage)?;
         let h = match CheckpointHeader::parse(&head[..n]) {
+            // A checkpoint stored under another number (copied, or stale) is not this one.
+            Ok(h) if h.seq != seq => return Ok(Err(CheckpointError::BadHeader)),
             Ok(h) => h,
             Err(e) => return Ok(Err(e)),
         };

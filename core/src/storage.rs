@@ -173,3 +173,35 @@ pub(crate) fn segment_span<S: Storage>(
     })?;
     Ok(span)
 }
+
+/// What the first bytes of a segment written by the core say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentIdentity {
+    /// A WAL or record-log segment header, or a checkpoint header, naming this number.
+    Segment(u64),
+    /// A header of a format version this build does not read.
+    UnsupportedVersion(u8),
+    /// Nothing the core wrote (erased, torn, or foreign).
+    Unknown,
+}
+
+/// Bytes [`identify_segment`] needs: the longest header the core writes.
+pub const IDENTIFY_LEN: usize = crate::checkpoint::field::HEADER_LEN;
+
+/// Which segment the first [`IDENTIFY_LEN`] bytes of a segment belong to, for media that
+/// name segments by their content (flash partitions have no directory). Reads headers
+/// only: a checkpoint's payload is not verified here.
+pub fn identify_segment(bytes: &[u8]) -> SegmentIdentity {
+    use crate::checkpoint::{CheckpointError, CheckpointHeader};
+    use crate::frame::{HeaderError, SegmentHeader};
+    match SegmentHeader::parse(bytes) {
+        Ok(h) => return SegmentIdentity::Segment(h.segment),
+        Err(HeaderError::Version(v)) => return SegmentIdentity::UnsupportedVersion(v),
+        Err(_) => {}
+    }
+    match CheckpointHeader::parse(bytes) {
+        Ok(h) => SegmentIdentity::Segment(h.seq),
+        Err(CheckpointError::Version(v)) => SegmentIdentity::UnsupportedVersion(v),
+        Err(_) => SegmentIdentity::Unknown,
+    }
+}

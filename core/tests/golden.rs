@@ -370,3 +370,43 @@ fn unsupported_version_is_reported() {
         "open must not touch a log of another version"
     );
 }
+
+/// The checkpoint format (64-byte header, payload), pinned.
+#[test]
+fn golden_checkpoint() {
+    use durability_core::checkpoint::{decode, field, CheckpointHeader, CheckpointStore};
+    let h = CheckpointHeader::new(0x0123_4567_89AB_CDEF, 3, 42, b"state").unwrap();
+    let mut image = h.emit().to_vec();
+    image.extend_from_slice(b"state");
+    assert_eq!(image.len(), field::HEADER_LEN + 5);
+    assert_eq!(
+        to_hex(&image),
+        concat!(
+            "44555243", // magic "DURC"
+            "01",
+            "01",
+            "0000",                                             // version, kind, reserved
+            "efcdab8967452301",                                 // log_id
+            "0300000000000000",                                 // seq
+            "2a00000000000000",                                 // last_id 42
+            "05000000",                                         // len
+            "000000000000000000000000000000000000000000000000", // reserved
+            "eeb9e281",                                         // crc
+            "7374617465",                                       // payload "state"
+        )
+    );
+    let (parsed, payload) = decode(&image).unwrap();
+    assert_eq!((parsed, payload), (h, &b"state"[..]));
+    // The store writes the same bytes, with its number as `seq`.
+    let mut store = CheckpointStore::new(MemStorage::new());
+    store.write(0x0123_4567_89AB_CDEF, 42, b"a").unwrap();
+    store.write(0x0123_4567_89AB_CDEF, 42, b"state").unwrap();
+    assert_eq!(store.storage().segments[&2], {
+        let mut img = CheckpointHeader::new(0x0123_4567_89AB_CDEF, 2, 42, b"state")
+            .unwrap()
+            .emit()
+            .to_vec();
+        img.extend_from_slice(b"state");
+        img
+    });
+}

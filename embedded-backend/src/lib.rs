@@ -6,14 +6,15 @@
 //! A partition is the byte range `[start, start + units * ERASE_SIZE)` of the flash,
 //! cut into erase units. **Each segment occupies exactly one erase unit.** There is no
 //! other metadata on the medium: a unit belongs to segment `n` if and only if its first
-//! 48 bytes are a valid core [`SegmentHeader`] naming `n`; every other unit is free.
-//! The header is the core's own first write to every segment, so the map costs no
-//! extra byte of flash and no extra program.
+//! bytes are a core header naming `n` (a WAL or record-log segment header, or a
+//! checkpoint header: [`identify_segment`]); every other unit is free. The header is the
+//! core's own first write to every segment, so the map costs no extra byte of flash and
+//! no extra program.
 //!
 //! # Mount
 //!
 //! [`FlashStorage::new`] reads the header of every unit, **one read of
-//! `align_up(48, READ_SIZE)` bytes per unit and nothing else**, and builds the segment →
+//! `align_up(64, READ_SIZE)` bytes per unit and nothing else**, and builds the segment →
 //! unit map in RAM (`[Option<_>; N]`, no allocator). After mount, appends cost no
 //! reads: only the program itself. A unit whose header does not parse (never written,
 //! erased, half-erased, or a header torn by a power cut during its program) is free,
@@ -65,15 +66,18 @@ pub mod sim;
 
 pub use error::{FlashError, GeometryError};
 
-use durability_core::frame::{self, HeaderError, SegmentHeader};
-use durability_core::storage::{write_is_aligned, ErrorType, Storage};
+use durability_core::frame;
+use durability_core::storage::{
+    identify_segment, write_is_aligned, ErrorType, SegmentIdentity, Storage, IDENTIFY_LEN,
+};
 use embedded_storage::nor_flash::NorFlash;
 
 /// Largest word size (and frame alignment) the core supports.
 const MAX_WORD: usize = frame::MAX_ALIGN;
 
-/// Bytes read per unit at mount: the header rounded up to the largest read size.
-const HEADER_READ_MAX: usize = align_up(frame::header::LEN, MAX_WORD);
+/// Bytes read per unit at mount: the longest core header rounded up to the largest
+/// read size.
+const HEADER_READ_MAX: usize = align_up(IDENTIFY_LEN, MAX_WORD);
 
 /// `end` of a mapped unit whose write end is not known (mounted, or after a failed
 /// program): writes to it are refused.
@@ -222,34 +226,34 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     }
 
     fn mount(&mut self) -> Res<(), F> {
-        let read_len = align_up(frame::header::LEN, F::READ_SIZE);
+        let read_len = align_up(IDENTIFY_LEN, F::READ_SIZE);
         let mut newest: Option<(u64, usize)> = None;
         for unit in 0..self.units {
             let mut raw = [0u8; HEADER_READ_MAX];
             self.flash
                 .read(self.unit_addr(unit), &mut raw[..read_len])
                 .map_err(FlashError::Flash)?;
-            match SegmentHeader::parse(&raw[..frame::header::LEN]) {
-                Ok(h) => {
-                    if let Some(first_unit) = self.unit_of(h.segment) {
+            match identify_segment(&raw[..IDENTIFY_LEN]) {
+                SegmentIdentity::Segment(segment) => {
+                    if let Some(first_unit) = self.unit_of(segment) {
                         return Err(FlashError::DuplicateSegment {
-                            segment: h.segment,
+                            segment,
                             first_unit,
                             second_unit: unit,
                         });
                     }
                     self.map[unit] = Some(Slot {
-                        segment: h.segment,
+                        segment,
                         end: UNKNOWN_END,
                     });
-                    if newest.is_none_or(|(seg, _)| h.segment > seg) {
-                        newest = Some((h.segment, unit));
+                    if newest.is_none_or(|(seg, _)| segment > seg) {
+                        newest = Some((segment, unit));
                     }
                 }
-                Err(HeaderError::Version(version)) => {
+                SegmentIdentity::UnsupportedVersion(version) => {
                     return Err(FlashError::UnsupportedVersion { unit, version });
                 }
-                Err(HeaderError::Short | HeaderError::Invalid) => {}
+                SegmentIdentity::Unknown => {}
             }
         }
         if let Some((_, unit)) = newest {
