@@ -668,11 +668,11 @@ fn check_checkpoint(image: &[u8]) -> Result<Option<(CheckpointHeader, Vec<u8>)>,
             prop_assert_eq!(h, h2);
             prop_assert_eq!(p, p2);
             prop_assert_eq!(h.len as usize, p.len());
-            prop_assert_eq!(image.len(), 32 + p.len());
+            prop_assert_eq!(image.len(), ckpt::field::HEADER_LEN + p.len());
             let again = CheckpointHeader::new(h.log_id, h.seq, h.last_id, p).unwrap();
             prop_assert_eq!(
                 &again.emit()[..],
-                &image[..32],
+                &image[..ckpt::field::HEADER_LEN],
                 "header re-encodes identically"
             );
         }
@@ -683,7 +683,11 @@ fn check_checkpoint(image: &[u8]) -> Result<Option<(CheckpointHeader, Vec<u8>)>,
 }
 
 fn checkpoint_image(log_id: u64, last_id: u64, payload: &[u8]) -> Vec<u8> {
-    let h = CheckpointHeader::new(log_id, 0, last_id, payload).unwrap();
+    checkpoint_image_seq(log_id, 0, last_id, payload)
+}
+
+fn checkpoint_image_seq(log_id: u64, seq: u64, last_id: u64, payload: &[u8]) -> Vec<u8> {
+    let h = CheckpointHeader::new(log_id, seq, last_id, payload).unwrap();
     let mut v = h.emit().to_vec();
     v.extend_from_slice(payload);
     v
@@ -798,39 +802,44 @@ proptest! {
     fn arbitrary_checkpoint_store(
         segs in prop::collection::btree_map(0u64..6, prop_oneof![
             bytes(120),
-            (edge_u64(), bytes(60), bytes(4)).prop_map(|(l, p, extra)| {
-                let mut v = checkpoint_image(LOG_ID, l, &p);
+            // A checkpoint stored under a number that may or may not be its own `seq`.
+            (0u64..6, edge_u64(), bytes(60), bytes(4)).prop_map(|(seq, l, p, extra)| {
+                let mut v = checkpoint_image_seq(LOG_ID, seq, l, &p);
                 v.extend_from_slice(&extra);
                 v
             }),
         ], 1..5)
     ) {
+        const H: usize = ckpt::field::HEADER_LEN;
         let mut st = MemStorage::new();
         st.segments = segs.clone();
         let mut store = CheckpointStore::new(&mut st);
         let mut buf = Vec::new();
         let latest = store.latest(&mut buf).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        // Valid: verifies, is stored under its own number, only unwritten bytes follow.
+        let valid = |n: u64, b: &[u8]| {
+            ckpt::CheckpointHeader::parse(b).is_ok_and(|h| {
+                h.seq == n
+                    && b.len() >= H + h.len as usize
+                    && ckpt::decode(&b[..H + h.len as usize]).is_ok()
+                    && b[H + h.len as usize..].iter().all(|&x| x == 0)
+            })
+        };
         match latest {
             None => {
-                for b in segs.values() {
-                    let valid = ckpt::decode(b).is_ok()
-                        || ckpt::CheckpointHeader::parse(b).is_ok_and(|h| {
-                            b.len() >= 32 + h.len as usize
-                                && ckpt::decode(&b[..32 + h.len as usize]).is_ok()
-                                && b[32 + h.len as usize..].iter().all(|&x| x == 0)
-                        });
-                    prop_assert!(!valid, "a valid checkpoint was skipped");
+                for (&n, b) in &segs {
+                    prop_assert!(!valid(n, b), "a valid checkpoint was skipped");
                 }
             }
             Some(c) => {
                 let b = &segs[&c.seq];
-                let end = 32 + c.header.len as usize;
+                prop_assert!(valid(c.seq, b), "the store accepted an invalid checkpoint");
+                let end = H + c.header.len as usize;
                 let (h, p) = ckpt::decode(&b[..end]).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                 prop_assert_eq!(h, c.header);
-                prop_assert_eq!(p, &buf[..end - 32]);
-                prop_assert!(b[end..].iter().all(|&x| x == 0), "only unwritten bytes may follow");
-                for (n, b) in segs.range(c.seq + 1..) {
-                    prop_assert!(ckpt::decode(b).is_err(), "newer valid checkpoint {} skipped", n);
+                prop_assert_eq!(p, &buf[..end - H]);
+                for (&n, b) in segs.range(c.seq + 1..) {
+                    prop_assert!(!valid(n, b), "newer valid checkpoint {} skipped", n);
                 }
                 prop_assert_eq!(c.skipped, segs.range(c.seq + 1..).count() as u64);
             }

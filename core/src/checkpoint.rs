@@ -22,7 +22,7 @@
 
 use crate::buffer::Buffer;
 use crate::checksum::Crc32c;
-use crate::error::Error;
+use crate::error::{Error, StorageError, StorageErrorKind};
 use crate::frame::{align_up, le_u32, le_u64, MAX_ALIGN};
 use crate::storage::{segment_span, ErrorType, Storage};
 
@@ -283,8 +283,8 @@ impl<S: Storage> CheckpointStore<S> {
         let seq = segment_span(&mut self.st)
             .map_err(Error::Storage)?
             .map_or(1, |(_, hi, _)| hi + 1);
-        let header =
-            CheckpointHeader::new(log_id, seq, last_id, payload).map_err(Error::Checkpoint)?;
+        // Checks the payload length before anything is written.
+        CheckpointHeader::new(log_id, seq, last_id, payload).map_err(Error::Checkpoint)?;
         let ws = self.st.write_size();
         if !ws.is_power_of_two() || ws > MAX_ALIGN {
             return Err(Error::InvalidConfig(
@@ -302,8 +302,22 @@ impl<S: Storage> CheckpointStore<S> {
                     .saturating_sub(field::HEADER_LEN as u64),
             });
         }
+        let seq = match self.st.create(seq) {
+            Ok(()) => seq,
+            // A full medium may be holding torn leftovers of interrupted writes (they
+            // only go at the next successful publish): clear them and retry once.
+            Err(e)
+                if e.kind() == StorageErrorKind::NoSpace && self.remove_torn_leftovers()? > 0 =>
+            {
+                // Numbers stay monotonic: the torn ones are not reused.
+                self.st.create(seq).map_err(Error::Storage)?;
+                seq
+            }
+            Err(e) => return Err(Error::Storage(e)),
+        };
+        let header =
+            CheckpointHeader::new(log_id, seq, last_id, payload).map_err(Error::Checkpoint)?;
         let st = &mut self.st;
-        st.create(seq).map_err(Error::Storage)?;
         st.write(seq, 0, &header.emit()).map_err(Error::Storage)?;
         let body = payload.len() - payload.len() % ws;
         if body > 0 {
@@ -429,6 +443,31 @@ impl<S: Storage> CheckpointStore<S> {
             at += got as u64;
         }
         Ok(Ok(()))
+    }
+
+    /// Removes the checkpoints newer than the newest one that verifies (torn writes);
+    /// returns how many. Streams payloads, so needs no buffer.
+    fn remove_torn_leftovers(&mut self) -> Res<u64, S> {
+        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for seq in (lo..=hi).rev() {
+            if self.st.len(seq).is_err() {
+                continue;
+            }
+            let mut none: [u8; 0] = [];
+            match self.load(seq, &mut &mut none[..]) {
+                Ok(Err(_)) => {
+                    self.st.remove(seq).map_err(Error::Storage)?;
+                    removed += 1;
+                }
+                // Valid (with no buffer, a valid non-empty one reports BufferTooSmall).
+                Ok(Ok(_)) | Err(Error::BufferTooSmall { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
     }
 
     /// Checks a checkpoint's payload against its header without holding it.
