@@ -21,7 +21,7 @@ fn checkpoints_survive_a_remount() {
     let mut store = CheckpointStore::new(mount(&mut mem, 4));
     store.write(7, 10, b"ten").unwrap();
     store.write(7, 20, b"twenty").unwrap();
-    drop(store);
+    let _ = store.into_inner();
     // Fresh mount from the bytes alone: both checkpoints are found, the newest wins.
     let mut store = CheckpointStore::new(mount(&mut mem, 4));
     let mut buf = [0u8; 64];
@@ -34,7 +34,7 @@ fn checkpoints_survive_a_remount() {
     // A/B slots: keep 2, and numbering continues (no erase of a live checkpoint).
     store.write(7, 30, b"thirty").unwrap();
     assert_eq!(store.retain_newest(2, &mut buf).unwrap(), 1);
-    drop(store);
+    let _ = store.into_inner();
     let mut store = CheckpointStore::new(mount(&mut mem, 4));
     let c = store.latest(&mut buf).unwrap().unwrap();
     assert_eq!((c.seq, c.header.last_id), (3, 30));
