@@ -426,23 +426,16 @@ impl<S: Storage> CheckpointStore<S> {
     ) -> Res<Result<(), CheckpointError>, S> {
         let padded = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN));
         let unwritten = self.st.unwritten_byte();
-        let mut at = padded.min(extent);
-        let mut chunk = [0u8; 64];
-        while at < extent {
-            let want = ((extent - at) as usize).min(chunk.len());
-            let got = self
-                .st
-                .read(seq, at, &mut chunk[..want])
-                .map_err(Error::Storage)?;
-            if got == 0 {
-                break;
-            }
-            if chunk[..got].iter().any(|&b| b != unwritten) {
-                return Ok(Err(CheckpointError::Trailing(extent - end)));
-            }
-            at += got as u64;
-        }
-        Ok(Ok(()))
+        let mut clean = true;
+        self.read_chunks(seq, padded.min(extent), extent, |bytes| {
+            clean = bytes.iter().all(|&b| b == unwritten);
+            clean
+        })?;
+        Ok(if clean {
+            Ok(())
+        } else {
+            Err(CheckpointError::Trailing(extent - end))
+        })
     }
 
     /// Removes the checkpoints newer than the newest one that verifies (torn writes);
@@ -470,6 +463,34 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(removed)
     }
 
+    /// Feeds bytes `from..to` of checkpoint `seq` to `f` in small stack chunks until `f`
+    /// returns false or the segment ends; returns how many bytes were read.
+    fn read_chunks(
+        &mut self,
+        seq: u64,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(&[u8]) -> bool,
+    ) -> Res<u64, S> {
+        let mut chunk = [0u8; 64];
+        let mut at = from;
+        while at < to {
+            let want = ((to - at) as usize).min(chunk.len());
+            let got = self
+                .st
+                .read(seq, at, &mut chunk[..want])
+                .map_err(Error::Storage)?;
+            if got == 0 {
+                break;
+            }
+            at += got as u64;
+            if !f(&chunk[..got]) {
+                break;
+            }
+        }
+        Ok(at - from)
+    }
+
     /// Checks a checkpoint's payload against its header without holding it.
     fn verify_streaming(
         &mut self,
@@ -478,23 +499,16 @@ impl<S: Storage> CheckpointStore<S> {
     ) -> Res<Result<(), CheckpointError>, S> {
         let mut crc = Crc32c::new();
         crc.update(&h.prefix());
-        let mut chunk = [0u8; 64];
-        let mut at = field::HEADER_LEN as u64;
-        let end = at + h.len as u64;
-        while at < end {
-            let want = ((end - at) as usize).min(chunk.len());
-            let got = self
-                .st
-                .read(seq, at, &mut chunk[..want])
-                .map_err(Error::Storage)?;
-            if got == 0 {
-                return Ok(Err(CheckpointError::Truncated {
-                    expected: h.len as u64,
-                    actual: at - field::HEADER_LEN as u64,
-                }));
-            }
-            crc.update(&chunk[..got]);
-            at += got as u64;
+        let start = field::HEADER_LEN as u64;
+        let read = self.read_chunks(seq, start, start + h.len as u64, |bytes| {
+            crc.update(bytes);
+            true
+        })?;
+        if read < h.len as u64 {
+            return Ok(Err(CheckpointError::Truncated {
+                expected: h.len as u64,
+                actual: read,
+            }));
         }
         let actual = crc.finalize();
         Ok(if actual == h.crc {
