@@ -111,7 +111,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::directory::{normalize, parent_dir, DirLock, Directory, FileHandle, PathKind};
+use crate::directory::{normalize, parent_dir, DirLock, Directory, FileHandle, NameLock, PathKind};
 use crate::error::{PersistenceError, PersistenceResult};
 use crate::failing::{FailKind, FailState, Op};
 
@@ -1778,28 +1778,10 @@ impl Directory for CrashDirectory {
     fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
         let p = normalize(name, PathKind::File)?;
         let mut sim = self.sim();
-        if sim.locks.contains(&p) {
-            return Err(PersistenceError::Locked { path: p });
-        }
-        if !sim.cur.live.files.contains_key(&p) {
+        if !sim.locks.contains(&p) && !sim.cur.live.files.contains_key(&p) {
             sim.create(&p)?;
         }
-        sim.locks.insert(p.clone());
-        Ok(Some(DirLock::new(CrashLock {
-            sim: self.sim.clone(),
-            name: p,
-        })))
-    }
-}
-
-struct CrashLock {
-    sim: Arc<Mutex<Sim>>,
-    name: String,
-}
-
-impl Drop for CrashLock {
-    fn drop(&mut self) {
-        lock(&self.sim).locks.remove(&self.name);
+        NameLock::take(&self.sim, &mut sim, held_locks, p).map(Some)
     }
 }
 
@@ -1906,6 +1888,10 @@ impl FileHandle for CrashHandle {
         );
         Ok(())
     }
+}
+
+fn held_locks(sim: &mut Sim) -> &mut BTreeSet<String> {
+    &mut sim.locks
 }
 
 #[cfg(test)]

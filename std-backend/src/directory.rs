@@ -243,6 +243,44 @@ impl DirLock {
     }
 }
 
+/// The in-process lock of the memory-backed directories: a name held in a set inside
+/// their shared state, released when the lock is dropped.
+pub(crate) struct NameLock<T: Send + 'static> {
+    state: std::sync::Arc<std::sync::Mutex<T>>,
+    names: fn(&mut T) -> &mut std::collections::BTreeSet<String>,
+    name: String,
+}
+
+impl<T: Send + 'static> NameLock<T> {
+    /// Holds `name` in `names(st)`, where `st` is the locked content of `state`;
+    /// [`PersistenceError::Locked`] if it is held already.
+    pub(crate) fn take(
+        state: &std::sync::Arc<std::sync::Mutex<T>>,
+        st: &mut T,
+        names: fn(&mut T) -> &mut std::collections::BTreeSet<String>,
+        name: String,
+    ) -> PersistenceResult<DirLock> {
+        if !names(st).insert(name.clone()) {
+            return Err(PersistenceError::Locked { path: name });
+        }
+        Ok(DirLock::new(NameLock {
+            state: state.clone(),
+            names,
+            name,
+        }))
+    }
+}
+
+impl<T: Send + 'static> Drop for NameLock<T> {
+    fn drop(&mut self) {
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (self.names)(&mut st).remove(&self.name);
+    }
+}
+
 impl fmt::Debug for DirLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DirLock").finish_non_exhaustive()

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::directory::{normalize, DirLock, Directory, FileHandle, PathKind};
+use crate::directory::{normalize, DirLock, Directory, FileHandle, NameLock, PathKind};
 use crate::error::{PersistenceError, PersistenceResult};
 
 type Bytes = Arc<Mutex<Vec<u8>>>;
@@ -399,30 +399,11 @@ impl Directory for MemoryDirectory {
     fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
         let p = normalize(name, PathKind::File)?;
         let mut st = self.state();
-        if st.locks.contains(&p) {
-            return Err(PersistenceError::Locked { path: p });
-        }
-        if !st.files.contains_key(&p) {
+        if !st.locks.contains(&p) && !st.files.contains_key(&p) {
             st.check_file_slot(&p)?;
             st.files.insert(p.clone(), Bytes::default());
         }
-        st.locks.insert(p.clone());
-        Ok(Some(DirLock::new(MemLock {
-            state: self.state.clone(),
-            name: p,
-        })))
-    }
-}
-
-/// A name held in [`State::locks`]; dropping it releases the name.
-struct MemLock {
-    state: Arc<Mutex<State>>,
-    name: String,
-}
-
-impl Drop for MemLock {
-    fn drop(&mut self) {
-        lock(&self.state).locks.remove(&self.name);
+        NameLock::take(&self.state, &mut st, held_locks, p).map(Some)
     }
 }
 
@@ -518,4 +499,8 @@ impl FileHandle for MemHandle {
         lock(&self.data).resize(len, 0);
         Ok(())
     }
+}
+
+fn held_locks(st: &mut State) -> &mut BTreeSet<String> {
+    &mut st.locks
 }
