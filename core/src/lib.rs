@@ -14,7 +14,7 @@
 //! No allocator is needed: every reader and writer works over a caller-provided
 //! [`Buffer`]. The `alloc` feature adds `Vec` buffers and an in-memory
 //! storage ([`mem::MemStorage`]).
-#![no_std]
+#![cfg_attr(not(feature = "hw-crc"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -24,6 +24,8 @@ extern crate alloc;
 pub mod buffer;
 pub mod checkpoint;
 pub mod checksum;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod frame;
 pub mod lifecycle;
