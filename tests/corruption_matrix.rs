@@ -134,6 +134,7 @@ fn write_wal(dir: &Arc<dyn Directory>, log_id: u64, n: u64, limit: u64, syncs: &
         segment_limit: limit,
         log_id,
         first_id: 1,
+        covered_through: 0,
     };
     let mut w = WalWriter::<()>::with_config(dir.clone(), cfg);
     for id in 1..=n {
@@ -801,6 +802,7 @@ fn swapped_equal_size_frames_are_detected() {
                 segment_limit: limit,
                 log_id: LOG_ID,
                 first_id: 1,
+                covered_through: 0,
             };
             let mut w = WalWriter::<()>::with_config(dir.clone(), cfg);
             let mut all = Vec::new();
@@ -897,6 +899,7 @@ fn entry_ids_are_not_reused_after_a_failed_flush() {
                 segment_limit: 400,
                 log_id: LOG_ID,
                 first_id: 1,
+                covered_through: 0,
             },
         );
         for id in 1..=10 {

@@ -436,6 +436,7 @@ fn real_wal(ws: usize, n: u64, limit: u64, sync_every: u64) -> MemStorage {
         segment_limit: limit,
         log_id: LOG_ID,
         first_id: 1,
+        covered_through: 0,
     };
     let mut w = WalWriter::new(&mut st, vec![0u8; 128], cfg);
     for i in 1..=n {
@@ -533,6 +534,7 @@ fn check_wal_storage(st: &MemStorage) -> Result<(), TestCaseError> {
         segment_limit: 300,
         log_id: LOG_ID ^ 0x77,
         first_id: 1,
+        covered_through: 0,
     };
     match WalWriter::open(&mut s, vec![0u8; 64], cfg) {
         Err(e) => {
@@ -971,6 +973,7 @@ fn bug_entry_id_overflow_at_u64_max() {
         segment_limit: 1 << 20,
         log_id: LOG_ID,
         first_id: u64::MAX - 1,
+        covered_through: 0,
     };
     let mut st = MemStorage::new();
     let appended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -314,6 +314,7 @@ fn check_wal(c: &WalCase) -> Result<(), TestCaseError> {
         segment_limit: c.limit,
         log_id: LOG_ID,
         first_id: 1,
+        covered_through: 0,
     };
     let mut all = Vec::new();
     {
@@ -412,6 +413,7 @@ fn check_wal(c: &WalCase) -> Result<(), TestCaseError> {
         segment_limit: 500,
         log_id: LOG_ID + 1,
         first_id: 1,
+        covered_through: 0,
     };
     match CoreWalWriter::open(&mut st, vec![0u8; 64], cfg2) {
         Err(e) => {

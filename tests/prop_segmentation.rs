@@ -127,6 +127,7 @@ fn write(c: &Case, l: Layout) -> MemStorage {
         segment_limit: l.limit,
         log_id: LOG_ID,
         first_id: 1,
+        covered_through: 0,
     };
     let mut w = WalWriter::new(&mut st, vec![0u8; l.wbuf], cfg);
     for (i, e) in c.entries.iter().enumerate() {

@@ -296,6 +296,7 @@ impl Wal {
                     segment_limit: c.limit,
                     log_id: LOG_ID,
                     first_id: 1,
+                    covered_through: 0,
                 };
                 let mut w = CoreWriter::new(st, vec![0u8; c.wbuf], cfg);
                 for op in &c.ops {
@@ -325,6 +326,7 @@ impl Wal {
                     segment_limit: c.limit,
                     log_id: LOG_ID,
                     first_id: 1,
+                    covered_through: 0,
                 };
                 let mut w = WalWriter::<()>::with_config(dir.clone(), cfg);
                 for op in &c.ops {
@@ -365,6 +367,7 @@ impl Wal {
                     // An existing log keeps its own identity.
                     log_id: LOG_ID ^ 0xFFFF,
                     first_id: 1,
+                    covered_through: 0,
                 };
                 let mut w = CoreWriter::open(st, vec![0u8; c.resume_wbuf], cfg)
                     .map_err(|e| format!("open: {e:?}"))?;

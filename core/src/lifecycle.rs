@@ -166,7 +166,7 @@ where
         }
     }
     let mut reader = WalReader::new(wal, buf);
-    let replay = reader.replay_from(mode, from, apply)?;
+    let replay = reader.replay_after(mode, from - 1, apply)?;
     if first.is_some() && replay.next_id < from {
         return Err(Error::CheckpointAhead {
             checkpoint_last_id: from - 1,

@@ -49,6 +49,12 @@ pub struct WalConfig {
     /// Entry id of the first entry of a NEW log (1 unless a checkpoint already covers
     /// earlier ids).
     pub first_id: u64,
+    /// The last entry id a durable checkpoint covers (0: none). Opening does not read
+    /// segments holding only entries up to it (their headers are still checked), so
+    /// damage there cannot block the writer: on flash, a power cut while
+    /// [`WalWriter::truncate_through`] erased such a segment can leave its old header
+    /// over a half-erased body; the next `truncate_through` removes it again.
+    pub covered_through: u64,
 }
 
 impl WalConfig {
@@ -58,6 +64,7 @@ impl WalConfig {
             segment_limit: DEFAULT_SEGMENT_LIMIT,
             log_id,
             first_id: 1,
+            covered_through: 0,
         }
     }
 }
@@ -91,11 +98,14 @@ struct Layout {
     torn_header: Option<u64>,
 }
 
-/// Scans the whole log once, delivering entries with id `>= from_id`.
+/// Scans the whole log once, delivering entries with id `>= from_id`. Segments whose
+/// entries all have ids `<= covered` (known from the successor's header) are not read;
+/// `covered = 0` reads and verifies every segment.
 fn scan_log<S, B, F>(
     st: &mut S,
     buf: &mut B,
     from_id: u64,
+    covered: u64,
     mut on_entry: F,
 ) -> Res<(ReplayReport, Option<Layout>), S>
 where
@@ -163,6 +173,13 @@ where
             };
             if s.segment != n + 1 {
                 return Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
+            }
+            if covered > 0 && s.first_id <= covered.saturating_add(1) && s.first_id >= next_id {
+                // Wholly covered by a checkpoint: the successor's header says where
+                // the ids continue; the body is never needed again.
+                next_id = s.first_id;
+                cur = s;
+                continue;
             }
             (Bound::Sealed(s.prev_end), Some(s))
         } else {
@@ -235,7 +252,38 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
     where
         F: FnMut(u64, &[u8]) -> Res<(), S>,
     {
-        let (report, _) = scan_log(&mut self.st, &mut self.buf, from_id, f)?;
+        self.replay_scan(mode, from_id, 0, f)
+    }
+
+    /// Replays the entries after a checkpoint covering ids `..=covered_through`: like
+    /// [`replay_from`](Self::replay_from) with `from_id = covered_through + 1`, except
+    /// that segments holding only covered entries are not read at all (only their
+    /// headers' chain is checked), so their content can neither slow down nor block
+    /// recovery.
+    pub fn replay_after<F>(
+        &mut self,
+        mode: ReadMode,
+        covered_through: u64,
+        f: F,
+    ) -> Res<ReplayReport, S>
+    where
+        F: FnMut(u64, &[u8]) -> Res<(), S>,
+    {
+        let from = covered_through.saturating_add(1);
+        self.replay_scan(mode, from, covered_through, f)
+    }
+
+    fn replay_scan<F>(
+        &mut self,
+        mode: ReadMode,
+        from: u64,
+        covered: u64,
+        f: F,
+    ) -> Res<ReplayReport, S>
+    where
+        F: FnMut(u64, &[u8]) -> Res<(), S>,
+    {
+        let (report, _) = scan_log(&mut self.st, &mut self.buf, from, covered, f)?;
         match (mode, report.torn_at) {
             (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
             _ => Ok(report),
@@ -371,7 +419,15 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         if self.cfg.first_id == 0 {
             return Err(Error::InvalidConfig("entry ids start at 1 or later"));
         }
-        let (report, layout) = scan_log(&mut self.st, &mut self.buf, u64::MAX, |_, _| Ok(()))?;
+        let covered = self.cfg.covered_through;
+        let (report, layout) =
+            scan_log(
+                &mut self.st,
+                &mut self.buf,
+                u64::MAX,
+                covered,
+                |_, _| Ok(()),
+            )?;
         let Some(layout) = layout else {
             // No valid segment: a new log (or one whose only segment is a torn creation,
             // which `create` replaces).

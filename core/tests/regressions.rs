@@ -383,6 +383,7 @@ fn new_writer_on_existing_log_continues_and_never_truncates() {
             segment_limit: 1 << 20,
             log_id: 0x1111,
             first_id: 500,
+            covered_through: 0,
         };
         let mut w = WalWriter::new(&mut st, vec![0u8; 64], other);
         // The log's own identity and ids win over the config of a new log.

@@ -106,6 +106,7 @@ fn ours() -> Ours {
         segment_limit: u64::MAX,
         log_id: 0xABCD,
         first_id: 1,
+        covered_through: 0,
     };
     // Append + sync per item: as durable on return as a `push`.
     let (append, append_max) = {

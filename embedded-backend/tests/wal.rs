@@ -26,6 +26,7 @@ fn cfg() -> WalConfig {
         segment_limit: u64::MAX,
         log_id: LOG_ID,
         first_id: 1,
+        covered_through: 0,
     }
 }
 

@@ -53,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
         segment_limit: limit(&mut inp),
         log_id: inp.u64(),
         first_id,
+        covered_through: 0,
     };
     let bufsize = 64 + inp.below(1024) as usize;
     let fixed_len = 16 + inp.below(512) as usize;

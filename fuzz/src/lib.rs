@@ -360,6 +360,7 @@ pub fn build_wal(inp: &mut In, one_segment: bool) -> MemStorage {
         },
         log_id: inp.edge_u64(),
         first_id,
+        covered_through: 0,
     };
     let buf = vec![0u8; 64 + inp.below(512) as usize];
     let mut w = WalWriter::open(MemStorage::with_write_size(ws), buf, cfg).expect("new WAL");
@@ -840,6 +841,7 @@ pub fn check_wal_writer(st: &MemStorage, be: &Replay<ReplayReport>, inp: &mut In
         },
         log_id: 0x5EED_F022,
         first_id: 1,
+        covered_through: 0,
     };
     let buf = vec![0u8; 64 + inp.below(512) as usize];
     let mut w = match WalWriter::open(&mut copy, buf, cfg) {

@@ -39,6 +39,7 @@ pub fn wal_config(segment_limit: u64) -> WalConfig {
         segment_limit,
         log_id: 0x5eed_cafe_f00d_0001,
         first_id: 1,
+        covered_through: 0,
     }
 }
 

@@ -241,6 +241,7 @@ mod work {
             segment_limit: u64::MAX,
             log_id: LOG_ID,
             first_id: 1,
+            covered_through: 0,
         }
     }
 
