@@ -4,6 +4,7 @@ use core::fmt;
 
 /// What a storage backend's error means to the core, independent of the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum StorageErrorKind {
     /// The segment does not exist.
@@ -24,6 +25,7 @@ pub trait StorageError: fmt::Debug {
 
 /// Where in a log something was found: segment number and byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Location {
     /// Segment number (0 for a record log).
     pub segment: u64,
@@ -33,6 +35,7 @@ pub struct Location {
 
 /// Why bytes were judged corrupt rather than a torn tail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Corruption {
     /// A segment header fails its magic, version or checksum where it must be valid.
@@ -51,12 +54,18 @@ pub enum Corruption {
     BadFrameBelowWatermark,
     /// A sync marker claims a watermark beyond its own position.
     BadSyncMarker,
+    /// On a medium that programs in order ([`Storage::ordered_writes`]), a frame fails to
+    /// decode although a later valid frame follows it: a cut could not have left that.
+    ///
+    /// [`Storage::ordered_writes`]: crate::Storage::ordered_writes
+    BadFrameBeforeValidFrame,
     /// A sealed segment does not end exactly where its successor says it does.
     SealMismatch,
 }
 
 /// Errors of the core. `E` is the storage backend's error.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error<E> {
     /// The storage backend failed.
@@ -121,6 +130,7 @@ pub enum Error<E> {
 
 /// Coarse classification of [`Error`] for code that does not know `E`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// Backend I/O failure.

@@ -12,10 +12,14 @@
 //! | sealed at `e`      | frames run past `e`                                      | corrupt (seal mismatch)     |
 //! | open (final)       | only unwritten bytes (zeros / erased) up to the extent   | clean end at `p`            |
 //! | open (final)       | a valid sync marker whose watermark is `> p`             | corrupt (below watermark)   |
+//! | open, ordered media| a valid frame (entry `id` or `id + 1`, or a marker)      | corrupt (before valid frame)|
 //! | open (final)       | anything else                                            | torn tail at `p`            |
 //!
 //! A sync marker is written only after a barrier covering bytes `0..watermark` has
-//! returned, so a legal crash can never damage bytes below any marker's watermark.
+//! returned, so a legal crash can never damage bytes below any marker's watermark. On
+//! media whose writes land in order ([`Storage::ordered_writes`], flash) a cut leaves
+//! nothing valid after the damage, so any valid frame after it proves corruption and
+//! no markers are written.
 
 use crate::buffer::Buffer;
 use crate::error::{Corruption, Error};
@@ -149,6 +153,43 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
         Ok(crc.finalize() == h.crc)
     }
 
+    /// Whether a valid frame starts at an aligned offset after `pos`: an entry carrying
+    /// `id` or `id + 1` (the damaged frame was a marker or entry `id`), or a sync marker.
+    fn frame_beyond(&mut self, pos: u64, seal: &FrameSeal, id: u64, align: usize) -> Res<bool, S> {
+        const H: usize = frame_header::HEADER_LEN;
+        let mut at = pos + align as u64;
+        while at + H as u64 <= self.extent {
+            let Some(h) = self
+                .get(at, H)?
+                .and_then(|b| FrameHeader::parse(b.try_into().ok()?))
+            else {
+                at += align as u64;
+                continue;
+            };
+            if at + h.frame_len(align) <= self.extent {
+                let ids = match h.kind {
+                    FrameKind::Entry => [id, id.saturating_add(1)],
+                    FrameKind::SyncMarker => [MARKER_ID, MARKER_ID],
+                };
+                for frame_id in ids {
+                    let ok = match self.get(at, H + h.len as usize) {
+                        Ok(Some(bytes)) => h.verify(seal, frame_id, &bytes[H..]),
+                        Ok(None) => false,
+                        Err(Error::BufferTooSmall { .. }) => {
+                            self.verify_streaming(at, &h, seal, frame_id)?
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if ok {
+                        return Ok(true);
+                    }
+                }
+            }
+            at += align as u64;
+        }
+        Ok(false)
+    }
+
     /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any.
     /// `log_id`: the log the marker must belong to; `None` accepts the log id the marker
     /// names (its checksum covers it), for segments whose header is unreadable.
@@ -215,6 +256,7 @@ where
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
     let unwritten = st.unwritten_byte();
+    let ordered = st.ordered_writes();
     let seal = FrameSeal::new(hdr.log_id, hdr.segment);
     let align = hdr.align();
     let seg = hdr.segment;
@@ -316,6 +358,13 @@ where
                 }
                 if w.marker_beyond(pos, Some(hdr.log_id), align)?.is_some() {
                     return Err(Error::corrupt(seg, pos, Corruption::BadFrameBelowWatermark));
+                }
+                if ordered && w.frame_beyond(pos, &seal, id, align)? {
+                    return Err(Error::corrupt(
+                        seg,
+                        pos,
+                        Corruption::BadFrameBeforeValidFrame,
+                    ));
                 }
                 return Ok(done(pos, Tail::Torn, id, payload_bytes));
             }
@@ -452,7 +501,8 @@ impl Appender {
         }
         st.sync(self.seg).map_err(Error::Storage)?;
         self.durable = self.written;
-        self.marker_due = true;
+        // In-order media need no marker: a valid frame after damage proves it.
+        self.marker_due = !st.ordered_writes();
         Ok(true)
     }
 

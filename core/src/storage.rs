@@ -60,6 +60,18 @@ pub trait Storage: ErrorType {
         true
     }
 
+    /// Whether a power cut can only damage writes in the order they were issued: every
+    /// byte written before the cut point is durable, the word at it is undefined and
+    /// nothing after it was written. NOR flash: yes (a program is final when it returns,
+    /// words are programmed in address order, and a segment found at open is never
+    /// written again). Files: no (the page cache writes back in any order).
+    ///
+    /// On such a medium the core writes no sync markers (a damaged frame followed by a
+    /// valid one is corruption by itself) and an entry costs exactly its frame.
+    fn ordered_writes(&self) -> bool {
+        false
+    }
+
     /// Calls `visit` once for each existing segment number, in any order.
     ///
     /// Durability: reports the live view, which includes segments whose creation or
@@ -126,6 +138,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn resume_in_place(&self) -> bool {
         (**self).resume_in_place()
+    }
+    fn ordered_writes(&self) -> bool {
+        (**self).ordered_writes()
     }
     fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), Self::Error> {
         (**self).list(visit)

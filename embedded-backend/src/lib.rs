@@ -61,9 +61,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "async")]
+pub mod asynch;
 mod error;
 pub mod sim;
 
+#[cfg(feature = "async")]
+pub use asynch::BlockOn;
 pub use error::{FlashError, GeometryError};
 
 use durability_core::frame;
@@ -372,6 +376,14 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// `false`: a word that reads as erased may be half-programmed.
     fn resume_in_place(&self) -> bool {
         false
+    }
+
+    /// `true`: a program is final when it returns and a cut leaves a programmed prefix,
+    /// one undefined word and erased space (words are programmed in address order; see
+    /// the media assumptions in `docs/design.md`). So the core writes no sync markers
+    /// here: an entry costs exactly its frame.
+    fn ordered_writes(&self) -> bool {
+        true
     }
 
     /// Visits the mapped segments in unit order. No flash access.

@@ -428,6 +428,10 @@ fn reclaim() -> Vec<Step> {
 }
 
 /// Keep appending and publishing until unit numbers wrap the partition several times.
+/// Rounds of the wrap scenario: enough to go round the WAL partition three times with
+/// 1-byte words (the scenario that programs the fewest bytes).
+const WRAP_ROUNDS: usize = 21;
+
 fn wrap(rounds: usize) -> Vec<Step> {
     let mut v = Vec::new();
     for r in 0..rounds {
@@ -557,7 +561,7 @@ fn cut_during_reclaim() {
 
 #[test]
 fn cut_during_wrap() {
-    sweep_all_words("wrap", || wrap(15), 3, 5);
+    sweep_all_words("wrap", || wrap(WRAP_ROUNDS), 3, 5);
 }
 
 /// Cut by bytes programmed: the torn word walks through every word of the scenario.
@@ -839,7 +843,9 @@ fn wrap_scenario_wraps_the_partition() {
     fn highest<const W: usize>() -> u64 {
         let mut mem = fresh();
         let mut m = Model::default();
-        let (r, _) = session::<W>(&mut mem, None, &mut m, &wrap(15), &|| "wrap".into());
+        let (r, _) = session::<W>(&mut mem, None, &mut m, &wrap(WRAP_ROUNDS), &|| {
+            "wrap".into()
+        });
         assert!(r.is_ok());
         let flash = RefCell::new(Sim::<W>::new(&mut mem));
         let mut wal: Fs<'_, '_, W> = FlashStorage::new(Shared(&flash), 0, WAL_UNITS).unwrap();
