@@ -114,6 +114,9 @@ pub struct WalWriter<E> {
     lock: Option<crate::storage::DirLock>,
     locked: bool,
     schedule: FlushSchedule,
+    /// The configured segment limit (what preallocation fills new segments to).
+    segment_limit: u64,
+    preallocate: bool,
     _entry: PhantomData<fn(&E)>,
 }
 
@@ -128,6 +131,7 @@ impl<E> WalWriter<E> {
     /// Like [`new`](Self::new) with explicit settings (segment limit, first id of a new
     /// log, identity of a new log).
     pub fn with_config(dir: Arc<dyn Directory>, config: WalConfig) -> Self {
+        let segment_limit = config.segment_limit;
         WalWriter {
             inner: CoreWriter::new(
                 DirStorage::segments(dir.clone(), WAL_DIR),
@@ -138,6 +142,8 @@ impl<E> WalWriter<E> {
             lock: None,
             locked: false,
             schedule: FlushSchedule::new(),
+            segment_limit,
+            preallocate: false,
             _entry: PhantomData,
         }
     }
@@ -191,6 +197,23 @@ impl<E> WalWriter<E> {
     /// Hard size limit of a segment; an entry larger than it gets a segment of its own.
     pub fn set_segment_size_limit_bytes(&mut self, bytes: u64) {
         self.inner.set_segment_limit(bytes);
+        self.segment_limit = bytes;
+        if self.preallocate {
+            self.inner.storage().set_preallocate(bytes);
+        }
+    }
+
+    /// Preallocates segments (default off): each segment created from now on is
+    /// zero-filled to the segment size limit and synced when it is created, so a later
+    /// [`flush_and_sync`](Self::flush_and_sync) is a data-only `fdatasync` that changes
+    /// neither the file's size nor its extents. Costs a write of the whole segment at
+    /// each rotation (not on the append path's barrier) and, on open, a read of the
+    /// zeros after the last entry of the final segment. The segment the writer
+    /// resumes keeps its size. See `docs/design.md` (Preallocated segments).
+    pub fn set_preallocate(&mut self, on: bool) {
+        self.preallocate = on;
+        let bytes = if on { self.segment_limit } else { 0 };
+        self.inner.storage().set_preallocate(bytes);
     }
 
     /// When to flush automatically (default: [`FlushPolicy::Manual`]).

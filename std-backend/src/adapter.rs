@@ -23,6 +23,9 @@ const SEGMENT_DIGITS: usize = 20;
 /// Suffix of a segment file name.
 const SEGMENT_SUFFIX: &str = ".seg";
 
+/// Bytes of zeros handed to the directory per write while preallocating a segment.
+const ZERO_CHUNK: usize = 1 << 20;
+
 #[derive(Debug, Clone)]
 enum Layout {
     /// Segment `n` is `{subdir}/{n:020}.seg`.
@@ -49,6 +52,19 @@ enum Layout {
 /// the file and syncs the parent before returning. A failed barrier is reported and
 /// never retried on the caller's behalf.
 ///
+/// # Preallocation
+///
+/// With [`set_preallocate`](DirStorage::set_preallocate), each segment
+/// [created](Storage::create) is first filled with zeros up to the given size and
+/// synced, before the core writes its header. Later appends then overwrite blocks that
+/// are already allocated, written and covered by a durable file size, so their barrier
+/// (`fdatasync`) flushes data only, with no size or extent change. Zeros are what the
+/// core treats as never-written space ([`Storage::unwritten_byte`]), and the end of the
+/// data is found by reading, so the file length no longer marks it. Zero-fill (rather
+/// than `fallocate`) also means no stale bytes of an earlier file can sit in the
+/// preallocated space, and ext4 has no unwritten extents left to convert (itself a
+/// metadata change) on the first write of each block.
+///
 /// # Handles
 ///
 /// Open handles of the most recently used segments are cached, so appends and reads
@@ -68,6 +84,8 @@ pub struct DirStorage {
     /// directories created by an earlier storage (a writer before a restart, or one
     /// that failed) may never have had their names synced.
     inherited_names_synced: bool,
+    /// Size new segments are zero-filled to at creation; 0: no preallocation.
+    preallocate: u64,
 }
 
 impl DirStorage {
@@ -102,7 +120,21 @@ impl DirStorage {
             unnamed: BTreeSet::new(),
             dirty_dirs: BTreeSet::new(),
             inherited_names_synced: false,
+            preallocate: 0,
         }
+    }
+
+    /// Zero-fills every segment created from now on to `bytes` (and syncs it) before
+    /// its first byte is written; `0` turns preallocation off. Only the
+    /// [`segments`](DirStorage::segments) layout preallocates: the record log's single
+    /// file keeps its length as its end. See the type docs.
+    pub fn set_preallocate(&mut self, bytes: u64) {
+        self.preallocate = bytes;
+    }
+
+    /// The preallocation size of new segments (0 = off).
+    pub fn preallocate(&self) -> u64 {
+        self.preallocate
     }
 
     /// The path of segment `n` in the directory. For a [`single`](DirStorage::single)
@@ -178,6 +210,19 @@ impl DirStorage {
     }
 }
 
+/// Writes zeros over `0..len` of an empty file and makes them durable (the name is
+/// made durable by the segment's first [`Storage::sync`]).
+fn zero_fill(h: &mut dyn FileHandle, len: u64) -> PersistenceResult<()> {
+    let zeros = vec![0u8; (len.min(ZERO_CHUNK as u64)) as usize];
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        h.write_at(at, &zeros[..n])?;
+        at += n as u64;
+    }
+    h.sync_data()
+}
+
 impl fmt::Debug for DirStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DirStorage")
@@ -188,6 +233,7 @@ impl fmt::Debug for DirStorage {
             )
             .field("unnamed", &self.unnamed)
             .field("dirty_dirs", &self.dirty_dirs)
+            .field("preallocate", &self.preallocate)
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +285,9 @@ impl Storage for DirStorage {
         let mut h = self.dir.open_handle(&path, true)?;
         self.unnamed.insert(segment);
         h.set_len(0)?;
+        if self.preallocate > 0 && matches!(self.layout, Layout::Segments { .. }) {
+            zero_fill(h.as_mut(), self.preallocate)?;
+        }
         self.put_handle(segment, h);
         Ok(())
     }
