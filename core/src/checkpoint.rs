@@ -69,6 +69,7 @@ const _: () = assert!(field::HEADER_LEN.is_multiple_of(MAX_ALIGN));
 
 /// Why bytes are not a valid checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum CheckpointError {
     /// Fewer bytes than a header.

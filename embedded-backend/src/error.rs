@@ -6,6 +6,7 @@ use durability_core::{StorageError, StorageErrorKind};
 
 /// Why a flash geometry or partition cannot hold a [`FlashStorage`](crate::FlashStorage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GeometryError {
     /// `READ_SIZE` is not a power of two from 1 to 32.
     ReadSize,
@@ -50,6 +51,7 @@ impl fmt::Display for GeometryError {
 
 /// Errors of [`FlashStorage`](crate::FlashStorage). `E` is the flash driver's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum FlashError<E> {
     /// The flash driver failed.

@@ -40,6 +40,7 @@ use embedded_storage::nor_flash::{
 
 /// Errors of [`SimFlash`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SimError {
     /// An offset or length is not a multiple of the operation's granularity.
     NotAligned,
