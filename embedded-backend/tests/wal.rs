@@ -463,3 +463,48 @@ fn core_reopen_with_entry_larger_than_buffer() {
     let mut w = WalWriter::open(mount::<1, 4>(&mut mem), [0u8; 256], cfg()).unwrap();
     assert_eq!(w.next_id().unwrap(), 2);
 }
+
+/// Bits cleared inside a frame of the final segment that a valid frame follows: flash
+/// programs in order, so no cut leaves that (`Storage::ordered_writes`); it is
+/// corruption in every mode even though no sync marker is ever written on flash, and
+/// the writer refuses to open rather than cut acknowledged entries.
+fn damaged_frame_before_valid_one<const R: usize, const W: usize>() {
+    let word = R.max(W);
+    let data_start = 48usize.div_ceil(word) * word;
+    // The first log length whose last two entries share the final unit.
+    let (mut mem, seg, unit, start, end) = (20..60u64)
+        .find_map(|n| {
+            let mut mem = vec![0xFFu8; UNITS * ERASE];
+            let (seg, unit) = write_log::<R, W>(&mut mem, n);
+            let end = data_end(&mem, unit, word) - frame_len(payload(n).len(), word) as usize;
+            let start = end.checked_sub(frame_len(payload(n - 1).len(), word) as usize)?;
+            (start >= data_start).then_some((mem, seg, unit, start, end))
+        })
+        .expect("some log length puts two entries in the final unit");
+    // Damage the frame of the second-to-last entry.
+    let frame = &mut mem[unit * ERASE + start..unit * ERASE + end];
+    let b = frame.iter_mut().rev().find(|b| **b != 0).unwrap();
+    *b &= *b - 1;
+    let corrupt = Error::Corrupt {
+        at: Location {
+            segment: seg,
+            offset: start as u64,
+        },
+        reason: durability_core::Corruption::BadFrameBeforeValidFrame,
+    };
+    for mode in [ReadMode::Strict, ReadMode::BestEffort] {
+        assert_eq!(replay(mount::<R, W>(&mut mem), mode).unwrap_err(), corrupt);
+    }
+    let r = WalWriter::open(mount::<R, W>(&mut mem), [0u8; 256], cfg());
+    assert_eq!(r.err(), Some(corrupt));
+}
+
+#[test]
+fn damaged_frame_before_valid_one_word_1() {
+    damaged_frame_before_valid_one::<1, 1>();
+}
+
+#[test]
+fn damaged_frame_before_valid_one_word_8() {
+    damaged_frame_before_valid_one::<8, 8>();
+}
