@@ -427,7 +427,7 @@ impl Run {
                     ours::durable_append(&d, &payload, count, false)?,
                 ));
                 remove(&d);
-                if ours::HAS_NEW_API {
+                {
                     let d = self.scratch.fresh()?;
                     op.push(rate(
                         count,
@@ -478,11 +478,11 @@ impl Run {
     }
 
     fn group(&mut self) -> Res<()> {
-        let prealloc = ours::HAS_NEW_API;
-        let title = if ours::HAS_NEW_API {
+        let prealloc = true;
+        let title = if ours::HAS_GROUP_COMMIT {
             "Group commit: durable appends from N threads, total records/s (ours: SharedWalWriter::append_bytes_durable, preallocation on)"
         } else {
-            "Group commit: durable appends from N threads, total records/s (ours: STAND-IN Mutex<WalWriter>, no group commit — build with --features new-api)"
+            "Group commit: durable appends from N threads, total records/s (ours: STAND-IN Mutex<WalWriter> with preallocation, no group commit — build with --features group-commit)"
         };
         let mut t = Table::new(
             title,
@@ -755,9 +755,9 @@ fn main() -> Res<()> {
     );
     print_machine(&opts.root);
     println!(
-        "ours: preallocation + group-commit API {}",
-        if ours::HAS_NEW_API {
-            "ON (--features new-api)"
+        "ours: group-commit API (SharedWalWriter) {}",
+        if ours::HAS_GROUP_COMMIT {
+            "ON (--features group-commit)"
         } else {
             "OFF (group rows use a Mutex<WalWriter> stand-in)"
         }

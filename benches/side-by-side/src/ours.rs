@@ -13,9 +13,8 @@ use durability::recover::recover_latest_state;
 use durability::walog::{WalReader, WalWriter, WAL_DIR};
 use durability::{Directory, FsDirectory, PersistenceResult};
 
-/// Whether this build has the preallocation and group-commit API
-/// (`WalWriter::set_preallocate`, `SharedWalWriter`).
-pub const HAS_NEW_API: bool = cfg!(feature = "new-api");
+/// Whether this build has the group-commit API (`SharedWalWriter`).
+pub const HAS_GROUP_COMMIT: bool = cfg!(feature = "group-commit");
 
 fn open_dir(path: &Path) -> PersistenceResult<Arc<dyn Directory>> {
     Ok(Arc::new(FsDirectory::new(path)?))
@@ -24,19 +23,9 @@ fn open_dir(path: &Path) -> PersistenceResult<Arc<dyn Directory>> {
 /// A writer on `path`, opened (segment created, lock taken) before it is returned.
 fn writer(path: &Path, preallocate: bool) -> PersistenceResult<WalWriter<()>> {
     let mut w = WalWriter::<()>::new(open_dir(path)?);
-    set_preallocate(&mut w, preallocate);
+    w.set_preallocate(preallocate);
     w.next_entry_id()?;
     Ok(w)
-}
-
-#[cfg(feature = "new-api")]
-fn set_preallocate(w: &mut WalWriter<()>, on: bool) {
-    w.set_preallocate(on);
-}
-
-#[cfg(not(feature = "new-api"))]
-fn set_preallocate(_w: &mut WalWriter<()>, on: bool) {
-    assert!(!on, "preallocation needs the `new-api` feature");
 }
 
 /// `count` `append_bytes`, then `flush` (no sync).
@@ -67,7 +56,7 @@ pub fn durable_append(
 }
 
 /// `threads` threads each make `per_thread` durable appends through one shared writer.
-#[cfg(feature = "new-api")]
+#[cfg(feature = "group-commit")]
 pub fn group_commit(
     path: &Path,
     payload: &[u8],
@@ -87,7 +76,7 @@ pub fn group_commit(
 
 /// Stand-in until the group-commit API lands: a `Mutex<WalWriter>`, each thread
 /// appends and syncs under the lock (no batching), so the rows can be produced.
-#[cfg(not(feature = "new-api"))]
+#[cfg(not(feature = "group-commit"))]
 pub fn group_commit(
     path: &Path,
     payload: &[u8],
