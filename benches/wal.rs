@@ -1,7 +1,10 @@
-//! Micro benchmarks of the WAL paths: frame encode + buffered append, replay.
-//! `cargo bench --bench wal`. Side-by-side comparisons live in docs/PERFORMANCE.md.
+//! Micro benchmarks of the WAL paths on `MemoryDirectory` (the library's own cost, no
+//! disk): buffered append (frame encode + copy into the write buffer, flush at the
+//! end) and strict replay. `cargo bench --bench wal`. Side-by-side comparisons against
+//! raw file I/O and okaywal: benches/side-by-side and docs/PERFORMANCE.md.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use durability::core::ReadMode;
@@ -57,5 +60,16 @@ fn replay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, replay);
+fn quick() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = quick();
+    targets = append, replay
+}
 criterion_main!(benches);
