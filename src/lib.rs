@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod checkpointing;
+mod group;
 pub mod publish;
 pub mod recordlog;
 pub mod recover;

@@ -24,6 +24,7 @@ use durability_core::ReadMode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::group::SharedWalWriter;
 pub use durability_core::wal::ReplayReport;
 
 use crate::error::{PersistenceError, PersistenceResult};

@@ -1,0 +1,358 @@
+//! Group commit: [`SharedWalWriter`], one WAL writer shared by many threads, where one
+//! barrier makes every entry appended before it durable.
+//!
+//! # Protocol
+//!
+//! Appending takes a short lock on a **queue**: the entry gets the next id and its bytes
+//! are copied to the queue. Nothing else happens on the appending thread, so appends
+//! continue while a barrier is in progress.
+//!
+//! A thread that needs its entry durable waits for the **durable watermark** (the
+//! highest id a completed barrier covered) to reach its id. If no barrier is in
+//! progress it becomes the **leader**: it takes the writer, moves every queued entry
+//! into it (in id order), runs one `flush_and_sync`, raises the watermark to the last
+//! id it moved and wakes every waiter. Entries appended while it was syncing wait for
+//! the next leader, which takes all of them at once: the batch grows with the barrier's
+//! latency, with no timer.
+//!
+//! # Failure
+//!
+//! Any error while moving entries into the writer or during its barrier poisons the
+//! shared writer: the leader gets the error, every waiter whose entry was not yet
+//! covered by a completed barrier gets [`PersistenceError::Poisoned`], and every later
+//! call fails the same way. A failed barrier is never retried. Ids handed out and not
+//! acknowledged may or may not be on disk: a new writer (after a restart) resumes after
+//! what is actually there.
+//!
+//! Lock order: writer, then queue. The queue lock is never held across I/O.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+
+use crate::error::{PersistenceError, PersistenceResult};
+use crate::walog::{WalWriter, MAX_ENTRY_BYTES};
+
+/// Queued bytes above which an appender moves the queue into the writer itself (without
+/// a barrier), so buffered appends without any sync do not grow the queue unboundedly.
+const QUEUE_SOFT_LIMIT: usize = 1 << 20;
+
+/// Entries appended and not yet moved into the writer, and the watermarks.
+struct Queue {
+    /// Whether the log was opened and `first_id` / `durable` are known.
+    opened: bool,
+    /// Id of the first queued entry; ids are contiguous.
+    first_id: u64,
+    /// Concatenated payloads of the queued entries.
+    bytes: Vec<u8>,
+    /// Length of each queued entry, in id order.
+    lens: Vec<usize>,
+    /// Every id below this is covered by a completed barrier.
+    durable_to: u64,
+    /// A leader is moving entries into the writer or running its barrier.
+    leader: bool,
+    /// Set by the first failure; nothing is acknowledged after it.
+    failed: bool,
+    /// Completed barriers.
+    barriers: u64,
+}
+
+impl Queue {
+    fn next_id(&self) -> u64 {
+        self.first_id + self.lens.len() as u64
+    }
+}
+
+/// The writer side, behind its own lock.
+struct Writer<E> {
+    wal: WalWriter<E>,
+    /// Every id below this was moved into `wal`.
+    moved_to: u64,
+    /// Spare vectors swapped with the queue's, so a steady state allocates nothing.
+    spare_bytes: Vec<u8>,
+    spare_lens: Vec<usize>,
+}
+
+struct Shared<E> {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    writer: Mutex<Writer<E>>,
+}
+
+/// A WAL writer shared by many threads (`Clone + Send + Sync`), with group commit.
+///
+/// - [`append_bytes`](Self::append_bytes) / [`append`](Self::append): buffered, returns
+///   the entry's id; durable after a later barrier (any thread's).
+/// - [`append_bytes_durable`](Self::append_bytes_durable) /
+///   [`append_durable`](Self::append_durable): returns once a barrier covering THIS
+///   entry has completed. Concurrent callers share barriers: one of them leads and
+///   syncs for all (see the [module docs](self)).
+/// - [`sync`](Self::sync): every entry appended before the call is durable on `Ok`.
+///
+/// Ids are contiguous in append order across all threads. Dropping the last handle
+/// hands buffered entries to the directory (not durable), like dropping a
+/// [`WalWriter`].
+pub struct SharedWalWriter<E> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for SharedWalWriter<E> {
+    fn clone(&self) -> Self {
+        SharedWalWriter {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave these structures half-updated in a way
+    // that acknowledges anything: `failed` and the watermark are set last.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<E> SharedWalWriter<E> {
+    /// Shares `writer` (its segment limit, flush policy and preallocation setting stay
+    /// as configured). No I/O happens here; the log is opened on first use.
+    pub fn new(writer: WalWriter<E>) -> Self {
+        SharedWalWriter {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    opened: false,
+                    first_id: 0,
+                    bytes: Vec::new(),
+                    lens: Vec::new(),
+                    durable_to: 0,
+                    leader: false,
+                    failed: false,
+                    barriers: 0,
+                }),
+                wake: Condvar::new(),
+                writer: Mutex::new(Writer {
+                    wal: writer,
+                    moved_to: 0,
+                    spare_bytes: Vec::new(),
+                    spare_lens: Vec::new(),
+                }),
+            }),
+        }
+    }
+
+    /// Opens the log on first use: the queue's ids continue the writer's.
+    fn ensure_open(&self) -> PersistenceResult<()> {
+        if lock(&self.shared.queue).opened {
+            return Ok(());
+        }
+        let mut w = lock(&self.shared.writer);
+        let mut q = lock(&self.shared.queue);
+        if q.failed {
+            return Err(PersistenceError::Poisoned);
+        }
+        if !q.opened {
+            match w.wal.next_entry_id() {
+                Ok(next) => {
+                    // Entries already in the log are not this writer's to acknowledge;
+                    // the watermark only matters for ids from `next` on.
+                    q.opened = true;
+                    q.first_id = next;
+                    q.durable_to = next;
+                    w.moved_to = next;
+                }
+                Err(e) => {
+                    q.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends raw bytes as one entry; returns its id. Buffered: durable after a later
+    /// barrier ([`sync`](Self::sync), or any thread's durable append).
+    pub fn append_bytes(&self, payload: &[u8]) -> PersistenceResult<u64> {
+        if payload.len() > MAX_ENTRY_BYTES as usize {
+            return Err(PersistenceError::EntryTooLarge {
+                len: payload.len() as u64,
+                max: u64::from(MAX_ENTRY_BYTES),
+            });
+        }
+        self.ensure_open()?;
+        let (id, over) = {
+            let mut q = lock(&self.shared.queue);
+            if q.failed {
+                return Err(PersistenceError::Poisoned);
+            }
+            let id = q.next_id();
+            q.bytes.extend_from_slice(payload);
+            q.lens.push(payload.len());
+            (id, q.bytes.len() > QUEUE_SOFT_LIMIT && !q.leader)
+        };
+        if over {
+            let mut w = lock(&self.shared.writer);
+            if let Err(e) = self.drain(&mut w) {
+                self.fail();
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Appends raw bytes as one entry and returns its id once the entry is durable.
+    pub fn append_bytes_durable(&self, payload: &[u8]) -> PersistenceResult<u64> {
+        let id = self.append_bytes(payload)?;
+        self.wait_durable(id + 1)?;
+        Ok(id)
+    }
+
+    /// Makes every entry appended before this call durable.
+    pub fn sync(&self) -> PersistenceResult<()> {
+        self.ensure_open()?;
+        let next = {
+            let q = lock(&self.shared.queue);
+            if q.failed {
+                return Err(PersistenceError::Poisoned);
+            }
+            q.next_id()
+        };
+        self.wait_durable(next)
+    }
+
+    /// Highest id a completed barrier covered (entries found in the log when it was
+    /// opened count as covered; 0 before that).
+    pub fn durable_id(&self) -> u64 {
+        lock(&self.shared.queue).durable_to.saturating_sub(1)
+    }
+
+    /// Barriers completed through this shared writer.
+    pub fn barriers(&self) -> u64 {
+        lock(&self.shared.queue).barriers
+    }
+
+    /// Whether a failure poisoned the shared writer.
+    pub fn is_poisoned(&self) -> bool {
+        lock(&self.shared.queue).failed
+    }
+
+    /// Waits until every id below `to` is durable, leading a barrier when none is in
+    /// progress.
+    fn wait_durable(&self, to: u64) -> PersistenceResult<()> {
+        let mut q = lock(&self.shared.queue);
+        loop {
+            if q.durable_to >= to {
+                return Ok(());
+            }
+            if q.failed {
+                return Err(PersistenceError::Poisoned);
+            }
+            if q.leader {
+                q = self
+                    .shared
+                    .wake
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            q.leader = true;
+            drop(q);
+            let result = self.barrier();
+            q = lock(&self.shared.queue);
+            q.leader = false;
+            match result {
+                Ok(moved_to) => {
+                    q.durable_to = q.durable_to.max(moved_to);
+                    q.barriers += 1;
+                }
+                Err(e) => {
+                    q.failed = true;
+                    self.shared.wake.notify_all();
+                    return Err(e);
+                }
+            }
+            self.shared.wake.notify_all();
+        }
+    }
+
+    /// The leader's work: move the queue into the writer, one barrier. Returns the id
+    /// below which the barrier covers every entry.
+    fn barrier(&self) -> PersistenceResult<u64> {
+        let mut w = lock(&self.shared.writer);
+        self.drain(&mut w)?;
+        w.wal.flush_and_sync()?;
+        Ok(w.moved_to)
+    }
+
+    /// Moves every queued entry into the writer, in id order.
+    fn drain(&self, w: &mut Writer<E>) -> PersistenceResult<()> {
+        let (first, mut bytes, mut lens) = {
+            let mut q = lock(&self.shared.queue);
+            if q.failed {
+                return Err(PersistenceError::Poisoned);
+            }
+            let first = q.first_id;
+            let bytes = std::mem::replace(&mut q.bytes, std::mem::take(&mut w.spare_bytes));
+            let lens = std::mem::replace(&mut q.lens, std::mem::take(&mut w.spare_lens));
+            q.first_id += lens.len() as u64;
+            (first, bytes, lens)
+        };
+        let mut at = 0;
+        for (i, &len) in lens.iter().enumerate() {
+            let id = w.wal.append_bytes(&bytes[at..at + len])?;
+            if id != first + i as u64 {
+                return Err(PersistenceError::InvalidState(format!(
+                    "group commit: the writer assigned id {id} to queued entry {}",
+                    first + i as u64
+                )));
+            }
+            w.moved_to = id + 1;
+            at += len;
+        }
+        bytes.clear();
+        lens.clear();
+        w.spare_bytes = bytes;
+        w.spare_lens = lens;
+        Ok(())
+    }
+
+    fn fail(&self) {
+        lock(&self.shared.queue).failed = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+impl<E: Serialize> SharedWalWriter<E> {
+    /// Appends one serde entry (postcard); returns its id. Buffered, like
+    /// [`append_bytes`](Self::append_bytes).
+    pub fn append(&self, entry: &E) -> PersistenceResult<u64> {
+        let bytes =
+            postcard::to_allocvec(entry).map_err(|e| PersistenceError::Encode(e.to_string()))?;
+        self.append_bytes(&bytes)
+    }
+
+    /// Appends one serde entry and returns its id once the entry is durable.
+    pub fn append_durable(&self, entry: &E) -> PersistenceResult<u64> {
+        let id = self.append(entry)?;
+        self.wait_durable(id + 1)?;
+        Ok(id)
+    }
+}
+
+impl<E> Drop for Shared<E> {
+    fn drop(&mut self) {
+        // The last handle: hand what is queued to the writer (which flushes it when it
+        // drops in turn), unless a failure means nothing more may be written.
+        let q = self.queue.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if q.failed || q.lens.is_empty() {
+            return;
+        }
+        let w = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut at = 0;
+        for &len in &q.lens {
+            if w.wal.append_bytes(&q.bytes[at..at + len]).is_err() {
+                return;
+            }
+            at += len;
+        }
+    }
+}
