@@ -19,7 +19,8 @@
 //! | [`wal_rotate`]             | a small segment limit: contiguous segments, none over the limit        |
 //! | [`wal_truncate_through`]   | removal of covered segments, the suffix replays, appends continue      |
 //! | [`wal_torn_tail`]          | a write torn at every write of a workload (prefix, or prefix plus a garbage word): every synced entry survives, no phantom, ids contiguous after resume |
-//! | [`checkpoint_store`]       | write/latest/retain across remounts; a torn checkpoint is skipped      |
+//! | [`checkpoint_store`]       | write/latest/retain across remounts; a checkpoint cut at any call is skipped |
+//! | [`lifecycle_publish_recover`] | appends, syncs and publishes with a cut at every mutating call of both areas: recovery keeps every acknowledged entry, no phantom, and a resumed writer publishes again |
 //!
 //! Failures panic with the check's name and the detail: this module is test support,
 //! not library code.
@@ -30,8 +31,10 @@
 //! call is dropped. The bytes the backend received stay as they are, which is what a
 //! crash leaves on every medium (on files: the live state a process crash leaves).
 
+use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use crate::checkpoint::CheckpointStore;
 use crate::error::{Error, StorageError, StorageErrorKind};
@@ -53,7 +56,7 @@ pub trait Medium {
 }
 
 /// Every check, by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 8] = [
+pub const CHECKS: [&str; 9] = [
     "storage_contract",
     "storage_remount",
     "wal_append_replay",
@@ -62,12 +65,13 @@ pub const CHECKS: [&str; 8] = [
     "wal_truncate_through",
     "wal_torn_tail",
     "checkpoint_store",
+    "lifecycle_publish_recover",
 ];
 
 /// Runs every check, each on a fresh medium from `fresh` (which must give an empty
 /// one). Returns the number of checks run.
 pub fn run_all<M: Medium>(mut fresh: impl FnMut() -> M) -> usize {
-    let checks: [fn(&mut M); 8] = [
+    let checks: [fn(&mut M); 9] = [
         storage_contract,
         storage_remount,
         wal_append_replay,
@@ -76,6 +80,7 @@ pub fn run_all<M: Medium>(mut fresh: impl FnMut() -> M) -> usize {
         wal_truncate_through,
         wal_torn_tail,
         checkpoint_store,
+        lifecycle_publish_recover,
     ];
     for check in checks {
         check(&mut fresh());
@@ -510,37 +515,85 @@ pub enum TearMode {
     PrefixGarbage,
 }
 
-/// A storage wrapper that tears the `n`-th write (0-based) and then drops every later
-/// mutating call (power is off). See the [module docs](self).
+/// The power supply shared by the [`Tear`] wrappers of one "device": the mutating
+/// calls (create, write, truncate, remove) of all of them are counted together, and
+/// call number `at` is the cut.
+#[derive(Debug)]
+pub struct Power {
+    at: Option<u64>,
+    mode: TearMode,
+    ops: Cell<u64>,
+    fired: Cell<bool>,
+}
+
+impl Power {
+    /// Cuts at mutating call number `at` (0-based; `None`: never).
+    pub fn new(at: Option<u64>, mode: TearMode) -> Rc<Self> {
+        Rc::new(Power {
+            at,
+            mode,
+            ops: Cell::new(0),
+            fired: Cell::new(false),
+        })
+    }
+
+    /// Whether the cut happened (every later mutating call is dropped).
+    pub fn fired(&self) -> bool {
+        self.fired.get()
+    }
+
+    /// Mutating calls seen, the cut one included.
+    pub fn ops(&self) -> u64 {
+        self.ops.get()
+    }
+
+    /// Counts one mutating call: `None` if power is off (drop it), else whether this
+    /// is the cut.
+    fn step(&self) -> Option<bool> {
+        if self.fired.get() {
+            return None;
+        }
+        let n = self.ops.get();
+        self.ops.set(n + 1);
+        let cut = self.at == Some(n);
+        self.fired.set(cut);
+        Some(cut)
+    }
+}
+
+/// A storage wrapper that cuts the power at one mutating call, then drops every later
+/// one (see the [module docs](self)). At the cut, a write hands the backend only a
+/// word-aligned prefix of its data (plus a garbage word in
+/// [`TearMode::PrefixGarbage`]); a create, truncate or remove does not happen.
+/// Syncs after the cut are dropped; reads go through.
 #[derive(Debug)]
 pub struct Tear<S> {
     inner: S,
-    left: Option<u64>,
-    mode: TearMode,
-    fired: bool,
-    writes: u64,
+    power: Rc<Power>,
 }
 
 impl<S: Storage> Tear<S> {
-    /// Tears write number `at` (`None`: never).
+    /// Cuts at mutating call number `at` (`None`: never) of this storage alone.
     pub fn new(inner: S, at: Option<u64>, mode: TearMode) -> Self {
+        Self::on(inner, &Power::new(at, mode))
+    }
+
+    /// A storage on a shared power supply.
+    pub fn on(inner: S, power: &Rc<Power>) -> Self {
         Tear {
             inner,
-            left: at,
-            mode,
-            fired: false,
-            writes: 0,
+            power: power.clone(),
         }
     }
 
-    /// Whether the torn write happened (power is off since).
+    /// Whether the cut happened.
     pub fn fired(&self) -> bool {
-        self.fired
+        self.power.fired()
     }
 
-    /// Writes seen (the torn one included).
-    pub fn writes(&self) -> u64 {
-        self.writes
+    /// Mutating calls seen on the power supply, the cut one included.
+    pub fn ops(&self) -> u64 {
+        self.power.ops()
     }
 }
 
@@ -568,10 +621,10 @@ impl<S: Storage> Storage for Tear<S> {
         self.inner.list(visit)
     }
     fn create(&mut self, segment: u64) -> Result<(), Self::Error> {
-        if self.fired {
-            return Ok(());
+        match self.power.step() {
+            Some(false) => self.inner.create(segment),
+            _ => Ok(()),
         }
-        self.inner.create(segment)
     }
     fn len(&mut self, segment: u64) -> Result<u64, Self::Error> {
         self.inner.len(segment)
@@ -580,19 +633,16 @@ impl<S: Storage> Storage for Tear<S> {
         self.inner.read(segment, offset, buf)
     }
     fn write(&mut self, segment: u64, offset: u64, data: &[u8]) -> Result<(), Self::Error> {
-        if self.fired {
-            return Ok(());
-        }
-        self.writes += 1;
-        match self.left {
-            Some(0) => {
-                self.fired = true;
+        match self.power.step() {
+            None => Ok(()),
+            Some(false) => self.inner.write(segment, offset, data),
+            Some(true) => {
                 let ws = self.inner.write_size();
                 let keep = data.len() / 2 / ws * ws;
                 if keep > 0 {
                     self.inner.write(segment, offset, &data[..keep])?;
                 }
-                if self.mode == TearMode::PrefixGarbage && keep + ws <= data.len() {
+                if self.power.mode == TearMode::PrefixGarbage && keep + ws <= data.len() {
                     let garbage: Vec<u8> = data[keep..keep + ws]
                         .iter()
                         .enumerate()
@@ -602,30 +652,25 @@ impl<S: Storage> Storage for Tear<S> {
                 }
                 Ok(())
             }
-            Some(ref mut n) => {
-                *n -= 1;
-                self.inner.write(segment, offset, data)
-            }
-            None => self.inner.write(segment, offset, data),
         }
     }
     fn sync(&mut self, segment: u64) -> Result<(), Self::Error> {
-        if self.fired {
+        if self.power.fired() {
             return Ok(());
         }
         self.inner.sync(segment)
     }
     fn truncate(&mut self, segment: u64, len: u64) -> Result<(), Self::Error> {
-        if self.fired {
-            return Ok(());
+        match self.power.step() {
+            Some(false) => self.inner.truncate(segment, len),
+            _ => Ok(()),
         }
-        self.inner.truncate(segment, len)
     }
     fn remove(&mut self, segment: u64) -> Result<(), Self::Error> {
-        if self.fired {
-            return Ok(());
+        match self.power.step() {
+            Some(false) => self.inner.remove(segment),
+            _ => Ok(()),
         }
-        self.inner.remove(segment)
     }
 }
 
@@ -636,7 +681,7 @@ impl<S: Storage> Storage for Tear<S> {
 pub fn wal_torn_tail<M: Medium>(m: &mut M) {
     let limit = 300;
     let total = 24u64;
-    // Count the writes of the workload on a clean run first.
+    // Count the mutating calls of the workload on a clean run first.
     let writes = {
         let mut w = WalWriter::open(
             Tear::new(wal(m), None, TearMode::Prefix),
@@ -645,16 +690,16 @@ pub fn wal_torn_tail<M: Medium>(m: &mut M) {
         )
         .unwrap();
         append_ids(&mut w, 1..=total, 2);
-        let n = w.storage().writes();
+        let n = w.storage().ops();
         drop(w);
         wipe(m);
         n
     };
-    assert!(writes > 10, "wal_torn_tail: only {writes} writes");
+    assert!(writes > 10, "wal_torn_tail: only {writes} mutating calls");
     let mut torn_seen = 0;
     for mode in [TearMode::Prefix, TearMode::PrefixGarbage] {
         for at in 0..writes {
-            let what = alloc::format!("wal_torn_tail {mode:?} at write {at}");
+            let what = alloc::format!("wal_torn_tail {mode:?} at call {at}");
             // Session: append until the tear fires; `acked` = ids synced before it.
             let mut acked = 0;
             {
@@ -737,6 +782,169 @@ fn wipe<M: Medium>(m: &mut M) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Lifecycle: publish and recover, with a cut anywhere.
+
+/// The application state of the lifecycle check: last id applied, sum of ids.
+fn state_bytes(last: u64, sum: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&last.to_le_bytes());
+    out[8..].copy_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Recovers `(last id, sum)` from both areas; checks every applied entry.
+fn recover_state<M: Medium>(m: &mut M, what: &str) -> (u64, u64, u64, u64) {
+    let (wal, cks) = m.mount();
+    let mut store = CheckpointStore::new(cks);
+    let r = crate::lifecycle::recover(
+        wal,
+        &mut store,
+        &mut vec![0u8; 512],
+        ReadMode::BestEffort,
+        |c| {
+            Ok(c.map_or((0, 0), |(_, p)| {
+                let mut a = [0u8; 8];
+                let mut b = [0u8; 8];
+                a.copy_from_slice(&p[..8]);
+                b.copy_from_slice(&p[8..16]);
+                (u64::from_le_bytes(a), u64::from_le_bytes(b))
+            }))
+        },
+        |st: &mut (u64, u64), id, p| {
+            assert_eq!(id, st.0 + 1, "{what}: ids not contiguous");
+            assert_eq!(p, &payload(id)[..], "{what}: entry {id}");
+            *st = (id, st.1 + id);
+            Ok(())
+        },
+    );
+    match r {
+        Ok(((last, sum), report)) => {
+            assert_eq!(sum, (1..=last).sum::<u64>(), "{what}: state");
+            assert_eq!(report.next_id, last + 1, "{what}: next id");
+            let covered = report.checkpoint.map_or(0, |c| c.header.last_id);
+            (last, sum, report.next_id, covered)
+        }
+        Err(e) => panic!("{what}: recovery failed: {e:?}"),
+    }
+}
+
+/// Appends, syncs and publishes checkpoints (keep 2, with and without a marker entry)
+/// with a cut at every mutating call of the WAL and checkpoint areas together: after a
+/// remount, recovery returns a state with every acknowledged entry and no phantom, and
+/// a writer resumed from it goes on (append, publish, recover again).
+pub fn lifecycle_publish_recover<M: Medium>(m: &mut M) {
+    let limit = 300;
+    let total = 18u64;
+    // The workload over one power supply; returns the last id acknowledged (synced or
+    // published) before the cut. Marker entries are not app entries: none here, the
+    // marker is `None` so that every id is an app entry.
+    let run = |m: &mut M, power: &Rc<Power>| -> u64 {
+        let (wal, cks) = m.mount();
+        let mut store = CheckpointStore::new(Tear::on(cks, power));
+        let Ok(mut w) = WalWriter::open(Tear::on(wal, power), vec![0u8; 256], cfg(limit)) else {
+            assert!(power.fired());
+            return 0;
+        };
+        let mut acked = 0;
+        let mut sum = 0;
+        for id in 1..=total {
+            match w.append(&payload(id)) {
+                Ok(got) => assert_eq!(got, id),
+                Err(_) if power.fired() => break,
+                Err(e) => panic!("lifecycle: append: {e:?}"),
+            }
+            sum += id;
+            if id % 6 == 0 {
+                let r = publish(&mut w, &mut store, id, &state_bytes(id, sum), 2);
+                if power.fired() {
+                    break;
+                }
+                if let Err(e) = r {
+                    panic!("lifecycle: publish at {id}: {e:?}");
+                }
+                acked = id;
+            } else if id % 3 == 0 {
+                let r = w.sync();
+                if power.fired() {
+                    break;
+                }
+                r.unwrap();
+                acked = id;
+            }
+        }
+        acked
+    };
+    let ops = {
+        let power = Power::new(None, TearMode::Prefix);
+        assert_eq!(run(m, &power), total);
+        let (last, _, _, covered) = recover_state(m, "lifecycle: clean run");
+        assert_eq!((last, covered), (total, total));
+        wipe(m);
+        power.ops()
+    };
+    for mode in [TearMode::Prefix, TearMode::PrefixGarbage] {
+        for at in 0..ops {
+            let what = alloc::format!("lifecycle {mode:?} cut at call {at} of {ops}");
+            let power = Power::new(Some(at), mode);
+            let acked = run(m, &power);
+            assert!(power.fired(), "{what}: no cut");
+            let (last, sum, next, covered) = recover_state(m, &what);
+            assert!(
+                last >= acked,
+                "{what}: recovered {last}, acknowledged {acked}"
+            );
+            assert!(last <= total, "{what}: phantom entries up to {last}");
+            // Resume from the recovered state and publish once more.
+            {
+                let (wal, cks) = m.mount();
+                let mut store = CheckpointStore::new(cks);
+                let cfg = WalConfig {
+                    first_id: next,
+                    covered_through: covered,
+                    ..cfg(limit)
+                };
+                let mut w = match WalWriter::open(wal, vec![0u8; 256], cfg) {
+                    Ok(w) => w,
+                    Err(e) => panic!("{what}: reopen: {e:?}"),
+                };
+                assert_eq!(w.next_id().unwrap(), next, "{what}: resumed id");
+                let mut sum = sum;
+                for id in next..next + 4 {
+                    assert_eq!(w.append(&payload(id)).unwrap(), id, "{what}");
+                    sum += id;
+                }
+                let r = publish(&mut w, &mut store, next + 3, &state_bytes(next + 3, sum), 2);
+                if let Err(e) = r {
+                    panic!("{what}: publish after resume: {e:?}");
+                }
+            }
+            let after = recover_state(m, &what);
+            assert_eq!(
+                (after.0, after.3),
+                (last + 4, last + 4),
+                "{what}: after resume"
+            );
+            wipe(m);
+        }
+    }
+}
+
+/// `lifecycle::publish` with a scratch buffer and no marker.
+fn publish<W, C>(
+    w: &mut WalWriter<W, Vec<u8>>,
+    store: &mut CheckpointStore<C>,
+    last_id: u64,
+    state: &[u8],
+    keep: usize,
+) -> Res<crate::lifecycle::PublishReport, W>
+where
+    W: Storage,
+    C: Storage<Error = W::Error>,
+{
+    crate::lifecycle::publish(w, store, last_id, state, None, keep, &mut vec![0u8; 64])
+}
+
+// ---------------------------------------------------------------------------------------
 // Checkpoint store.
 
 /// Write/latest/retain across remounts; a torn checkpoint is skipped.
@@ -777,25 +985,36 @@ pub fn checkpoint_store<M: Medium>(m: &mut M) {
             .expect("checkpoint 3 verifies");
         assert_eq!((h.last_id, &buf[..h.len as usize]), (30, &[3u8; 100][..]));
     }
-    // A torn checkpoint write (at its first, header-carrying write) is skipped.
-    let mut last = 40;
+    // A checkpoint write cut at any of its mutating calls is skipped.
+    let ops = {
+        let mut store = CheckpointStore::new(Tear::new(m.mount().1, None, TearMode::Prefix));
+        store.write(7, 41, &[4u8; 120]).unwrap();
+        store.storage().ops()
+    };
+    assert!(
+        ops >= 2,
+        "checkpoint_store: {ops} mutating calls per checkpoint"
+    );
+    let mut last = 41;
     for mode in [TearMode::Prefix, TearMode::PrefixGarbage] {
-        {
-            let mut store = CheckpointStore::new(Tear::new(m.mount().1, Some(0), mode));
-            let _ = store.write(7, last + 5, &[5u8; 120]);
-            assert!(store.storage().fired());
+        for at in 0..ops {
+            {
+                let mut store = CheckpointStore::new(Tear::new(m.mount().1, Some(at), mode));
+                let _ = store.write(7, last + 5, &[5u8; 120]);
+                assert!(store.storage().fired());
+            }
+            let mut store = CheckpointStore::new(m.mount().1);
+            let c = store.latest(&mut buf).unwrap().unwrap();
+            assert_eq!(
+                c.header.last_id, last,
+                "checkpoint_store: cut {mode:?} at call {at} not skipped"
+            );
+            last += 10;
+            let seq = store.write(7, last, b"next").unwrap();
+            let c = store.latest(&mut buf).unwrap().unwrap();
+            assert_eq!((c.seq, c.header.last_id), (seq, last));
+            assert!(store.retain_newest(1, &mut buf).unwrap() > 0);
+            assert_eq!(listed(store.storage()), [seq]);
         }
-        let mut store = CheckpointStore::new(m.mount().1);
-        let c = store.latest(&mut buf).unwrap().unwrap();
-        assert_eq!(
-            c.header.last_id, last,
-            "checkpoint_store: torn one skipped ({mode:?})"
-        );
-        last += 10;
-        let seq = store.write(7, last, b"next").unwrap();
-        let c = store.latest(&mut buf).unwrap().unwrap();
-        assert_eq!((c.seq, c.header.last_id), (seq, last));
-        assert!(store.retain_newest(1, &mut buf).unwrap() > 0);
-        assert_eq!(listed(store.storage()), [seq]);
     }
 }
