@@ -129,6 +129,7 @@ impl core::fmt::Display for CheckpointError {
 
 /// A parsed checkpoint header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CheckpointHeader {
     /// WAL identity, 0 if unbound.
     pub log_id: u64,
@@ -252,6 +253,7 @@ pub fn decode(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), CheckpointError
 
 /// A checkpoint found in a [`CheckpointStore`]; its payload is in the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StoredCheckpoint {
     /// Its sequence number (segment number) in the store.
     pub seq: u64,
