@@ -22,11 +22,13 @@
 //! Dropping a writer discards what is still staged.
 
 use crate::buffer::Buffer;
+use crate::error::StorageError;
 use crate::error::{Corruption, Error, Location};
 use crate::frame::{frame_len, LogKind, SegmentHeader, MAX_ENTRY_LEN};
 use crate::segment::{self, Appender, Bound, SegmentEnd, Tail, MIN_WRITE_BUFFER};
 use crate::storage::{segment_span, ErrorType, Storage};
 use crate::ReadMode;
+use crate::StorageErrorKind;
 
 type Res<T, S> = Result<T, Error<<S as ErrorType>::Error>>;
 
@@ -85,6 +87,10 @@ pub struct ReplayReport {
     /// Where the best-effort prefix was cut, if the final segment ends in a torn write
     /// or its header is torn.
     pub torn_at: Option<Location>,
+    /// Ring logs only ([`WalReader::set_overwrite_oldest`]): the oldest segment was
+    /// damaged — the overwrite of a full ring was cut — and its entries were dropped;
+    /// the log starts at [`first_id`](Self::first_id).
+    pub dropped_oldest: bool,
 }
 
 /// The shape of an existing log, as found by a scan.
@@ -98,14 +104,23 @@ struct Layout {
     torn_header: Option<u64>,
 }
 
-/// Scans the whole log once, delivering entries with id `>= from_id`. Segments whose
-/// entries all have ids `<= covered` (known from the successor's header) are not read;
-/// `covered = 0` reads and verifies every segment.
+/// What a scan delivers and what it may skip.
+#[derive(Clone, Copy)]
+struct ScanRules {
+    /// Entries with ids `>= from_id` are delivered.
+    from_id: u64,
+    /// Segments whose entries all have ids `<= covered` (known from the successor's
+    /// header) are not read; 0 reads and verifies every segment.
+    covered: u64,
+    /// A ring log: a damaged oldest segment is dropped instead of reported.
+    ring: bool,
+}
+
+/// Scans the whole log once (see [`ScanRules`]).
 fn scan_log<S, B, F>(
     st: &mut S,
     buf: &mut B,
-    from_id: u64,
-    covered: u64,
+    rules: ScanRules,
     mut on_entry: F,
 ) -> Res<(ReplayReport, Option<Layout>), S>
 where
@@ -124,14 +139,20 @@ where
         }
         return Err(Error::corrupt(missing, 0, Corruption::MissingSegment));
     }
-    let first = segment::read_header(st, lo)?;
+    let ScanRules {
+        from_id,
+        covered,
+        ring,
+    } = rules;
+    let mut first = segment::read_header(st, lo)?;
+    let mut lo = lo;
     let mut torn_header = None;
     let mut last_seg = hi;
     // The highest segment may be a torn creation; every other header must be valid.
     match segment::read_header(st, hi)? {
         Some(_) => {}
         None => {
-            if hi > lo && first.is_none() {
+            if hi > lo && first.is_none() && !ring {
                 return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
             }
             segment::check_torn_header(st, buf, hi, true)?;
@@ -145,6 +166,12 @@ where
             }
             last_seg = hi - 1;
         }
+    }
+    if ring && lo < last_seg && !oldest_is_sound(st, buf, first.as_ref(), lo)? {
+        // The overwrite of a full ring was cut while erasing its oldest segment.
+        report.dropped_oldest = true;
+        lo += 1;
+        first = segment::read_header(st, lo)?;
     }
     let Some(first) = first else {
         return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
@@ -221,17 +248,54 @@ where
     }
 }
 
+/// Whether the oldest segment `lo` of a ring (not its final segment) has a valid header
+/// and verifies up to its successor's seal; read without delivering anything.
+fn oldest_is_sound<S: Storage, B: Buffer>(
+    st: &mut S,
+    buf: &mut B,
+    header: Option<&SegmentHeader>,
+    lo: u64,
+) -> Res<bool, S> {
+    let (Some(h), Some(succ)) = (header, segment::read_header(st, lo + 1)?) else {
+        return Ok(header.is_some());
+    };
+    match segment::scan(
+        st,
+        buf,
+        h,
+        Bound::Sealed(succ.prev_end),
+        u64::MAX,
+        |_, _| Ok(()),
+    ) {
+        Ok(end) => Ok(end.next_id == succ.first_id),
+        Err(Error::Corrupt { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads a WAL. Streaming: entries are handed to a callback straight from the buffer.
 pub struct WalReader<S, B> {
     st: S,
     buf: B,
+    ring: bool,
 }
 
 impl<S: Storage, B: Buffer> WalReader<S, B> {
     /// A reader over `storage` that reads through `buf` (a larger buffer means fewer reads;
     /// it must hold the largest entry unless it can grow).
     pub fn new(storage: S, buf: B) -> Self {
-        WalReader { st: storage, buf }
+        WalReader {
+            st: storage,
+            buf,
+            ring: false,
+        }
+    }
+
+    /// Reads the log as a ring ([`WalWriter::set_overwrite_oldest`]): a damaged oldest
+    /// segment (a cut while the writer erased it to make room) is dropped and reported
+    /// in [`ReplayReport::dropped_oldest`] instead of failing the replay.
+    pub fn set_overwrite_oldest(&mut self, on: bool) {
+        self.ring = on;
     }
 
     /// Replays every entry in order, calling `f(entry_id, payload)`.
@@ -283,7 +347,12 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
     where
         F: FnMut(u64, &[u8]) -> Res<(), S>,
     {
-        let (report, _) = scan_log(&mut self.st, &mut self.buf, from, covered, f)?;
+        let rules = ScanRules {
+            from_id: from,
+            covered,
+            ring: self.ring,
+        };
+        let (report, _) = scan_log(&mut self.st, &mut self.buf, rules, f)?;
         match (mode, report.torn_at) {
             (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
             _ => Ok(report),
@@ -309,6 +378,8 @@ pub struct WalWriter<S, B> {
     st: S,
     buf: B,
     cfg: WalConfig,
+    /// Ring mode: make room by removing the oldest segment when the medium is full.
+    ring: bool,
     state: State,
     log_id: u64,
     next_id: u64,
@@ -322,6 +393,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             st: storage,
             buf,
             cfg,
+            ring: false,
             state: State::Unopened,
             log_id: cfg.log_id,
             next_id: cfg.first_id,
@@ -365,6 +437,19 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             State::Open(a) => Some(a.seg),
             _ => None,
         }
+    }
+
+    /// Ring-buffer mode for plain logging (off by default): when a new segment finds the
+    /// medium full ([`StorageErrorKind::NoSpace`]), the oldest segment is removed
+    /// (durably) to make room, dropping its entries, instead of failing. Without it a
+    /// full medium is an error and room comes only from
+    /// [`truncate_through`](Self::truncate_through) behind a checkpoint. Opening also
+    /// drops a damaged oldest segment as [`WalReader::set_overwrite_oldest`] does; set
+    /// this before the first operation.
+    ///
+    /// [`StorageErrorKind::NoSpace`]: crate::StorageErrorKind::NoSpace
+    pub fn set_overwrite_oldest(&mut self, on: bool) {
+        self.ring = on;
     }
 
     /// Changes the segment size limit for segments filled from now on.
@@ -419,15 +504,12 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         if self.cfg.first_id == 0 {
             return Err(Error::InvalidConfig("entry ids start at 1 or later"));
         }
-        let covered = self.cfg.covered_through;
-        let (report, layout) =
-            scan_log(
-                &mut self.st,
-                &mut self.buf,
-                u64::MAX,
-                covered,
-                |_, _| Ok(()),
-            )?;
+        let rules = ScanRules {
+            from_id: u64::MAX,
+            covered: self.cfg.covered_through,
+            ring: self.ring,
+        };
+        let (report, layout) = scan_log(&mut self.st, &mut self.buf, rules, |_, _| Ok(()))?;
         let Some(layout) = layout else {
             // No valid segment: a new log (or one whose only segment is a torn creation,
             // which `create` replaces).
@@ -475,7 +557,26 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             first_id: self.next_id,
             prev_end: layout.end.end,
         };
-        Appender::create(&mut self.st, &hdr)
+        self.create_segment(&hdr)
+    }
+
+    /// Creates the next segment; in ring mode, removes the oldest ones (never the one
+    /// before `hdr`) while the medium is full.
+    fn create_segment(&mut self, hdr: &SegmentHeader) -> Res<Appender, S> {
+        loop {
+            match Appender::create(&mut self.st, hdr) {
+                Err(Error::Storage(e)) if self.ring && e.kind() == StorageErrorKind::NoSpace => {
+                    let lo = segment_span(&mut self.st).map_err(Error::Storage)?;
+                    match lo {
+                        Some((lo, _, _)) if lo + 1 < hdr.segment => {
+                            self.st.remove(lo).map_err(Error::Storage)?
+                        }
+                        _ => return Err(Error::Storage(e)),
+                    }
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Effective segment limit: the configured one capped by the medium's.
@@ -623,7 +724,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             first_id: self.next_id,
             prev_end: app.written,
         };
-        let next = Appender::create(&mut self.st, &hdr)?;
+        let next = self.create_segment(&hdr)?;
         self.state = State::Open(next);
         Ok(())
     }
