@@ -10,27 +10,38 @@ use std::time::{Duration, Instant};
 
 use durability::core::ReadMode;
 use durability::recover::recover_latest_state;
-use durability::walog::{WalReader, WalWriter, WAL_DIR};
+use durability::walog::{SharedWalWriter, WalReader, WalWriter, WAL_DIR};
 use durability::{Directory, FsDirectory, PersistenceResult};
 
-/// Whether this build has the group-commit API (`SharedWalWriter`).
-pub const HAS_GROUP_COMMIT: bool = cfg!(feature = "group-commit");
+/// Segment limit of the durable and group-commit writers: a preallocating writer
+/// zero-fills a whole segment when it creates one (untimed here), and one repetition's
+/// records fit in 16 MiB, so the default 64 MiB would only add setup I/O.
+const DURABLE_SEGMENT_LIMIT: u64 = 16 << 20;
 
 fn open_dir(path: &Path) -> PersistenceResult<Arc<dyn Directory>> {
     Ok(Arc::new(FsDirectory::new(path)?))
 }
 
-/// A writer on `path`, opened (segment created, lock taken) before it is returned.
-fn writer(path: &Path, preallocate: bool) -> PersistenceResult<WalWriter<()>> {
+/// A writer on `path` with the default segment limit, opened (segment created, lock
+/// taken) before it is returned.
+fn writer(path: &Path) -> PersistenceResult<WalWriter<()>> {
+    let mut w = WalWriter::<()>::new(open_dir(path)?);
+    w.next_entry_id()?;
+    Ok(w)
+}
+
+/// A writer for the durable rows: 16 MiB segments, preallocated or not.
+fn durable_writer(path: &Path, preallocate: bool) -> PersistenceResult<WalWriter<()>> {
     let mut w = WalWriter::<()>::new(open_dir(path)?);
     w.set_preallocate(preallocate);
+    w.set_segment_size_limit_bytes(DURABLE_SEGMENT_LIMIT);
     w.next_entry_id()?;
     Ok(w)
 }
 
 /// `count` `append_bytes`, then `flush` (no sync).
 pub fn buffered_append(path: &Path, payload: &[u8], count: u64) -> PersistenceResult<Duration> {
-    let mut w = writer(path, false)?;
+    let mut w = writer(path)?;
     let started = Instant::now();
     for _ in 0..count {
         w.append_bytes(payload)?;
@@ -46,7 +57,7 @@ pub fn durable_append(
     count: u64,
     preallocate: bool,
 ) -> PersistenceResult<Duration> {
-    let mut w = writer(path, preallocate)?;
+    let mut w = durable_writer(path, preallocate)?;
     let started = Instant::now();
     for _ in 0..count {
         w.append_bytes(payload)?;
@@ -55,44 +66,24 @@ pub fn durable_append(
     Ok(started.elapsed())
 }
 
-/// `threads` threads each make `per_thread` durable appends through one shared writer.
-#[cfg(feature = "group-commit")]
+/// `threads` threads each make `per_thread` durable appends through one shared writer
+/// (`SharedWalWriter::append_bytes_durable`); returns the wall time and the number of
+/// barriers the group commit issued.
 pub fn group_commit(
     path: &Path,
     payload: &[u8],
     threads: usize,
     per_thread: u64,
     preallocate: bool,
-) -> PersistenceResult<Duration> {
-    use durability::walog::SharedWalWriter;
-    let shared = SharedWalWriter::new(writer(path, preallocate)?);
-    run_threads(threads, || {
+) -> PersistenceResult<(Duration, u64)> {
+    let shared = SharedWalWriter::new(durable_writer(path, preallocate)?);
+    let elapsed = run_threads(threads, || {
         for _ in 0..per_thread {
             shared.append_bytes_durable(payload)?;
         }
         Ok(())
-    })
-}
-
-/// Stand-in until the group-commit API lands: a `Mutex<WalWriter>`, each thread
-/// appends and syncs under the lock (no batching), so the rows can be produced.
-#[cfg(not(feature = "group-commit"))]
-pub fn group_commit(
-    path: &Path,
-    payload: &[u8],
-    threads: usize,
-    per_thread: u64,
-    preallocate: bool,
-) -> PersistenceResult<Duration> {
-    let shared = std::sync::Mutex::new(writer(path, preallocate)?);
-    run_threads(threads, || {
-        for _ in 0..per_thread {
-            let mut w = shared.lock().expect("writer lock poisoned");
-            w.append_bytes(payload)?;
-            w.flush_and_sync()?;
-        }
-        Ok(())
-    })
+    })?;
+    Ok((elapsed, shared.barriers()))
 }
 
 /// Runs `work` on `threads` threads released together; returns the wall time from the
@@ -122,7 +113,7 @@ fn run_threads(
 
 /// Writes `count` entries and syncs them (untimed setup for the replays).
 pub fn write_log(path: &Path, payload: &[u8], count: u64) -> PersistenceResult<()> {
-    let mut w = writer(path, false)?;
+    let mut w = writer(path)?;
     for _ in 0..count {
         w.append_bytes(payload)?;
     }
