@@ -84,12 +84,48 @@ impl<T, E> OrFail<T> for Result<T, E> {
     }
 }
 
+/// The kinds of measured calls (the report lists the peak of each).
+#[derive(Clone, Copy)]
+#[cfg_attr(feature = "empty", allow(dead_code))]
+enum Call {
+    /// `FlashStorage::new` (mount) in the full build, the flash driver in the baseline.
+    Mount,
+    /// `WalWriter::open` (scans the log) in the full build.
+    Open,
+    Append,
+    Sync,
+    Flush,
+    /// `next_id` / `last_id` on an open writer.
+    NextId,
+    /// `Storage::list` and `FlashStorage::unit_of`.
+    Lookup,
+    Replay,
+    Publish,
+    Latest,
+    Recover,
+}
+
+/// Names of [`Call`], in order.
+const CALLS: [&str; 11] = [
+    "mount (FlashStorage::new)",
+    "WalWriter::open",
+    "append",
+    "sync",
+    "flush",
+    "next_id / last_id",
+    "list / unit_of",
+    "WalReader::replay",
+    "lifecycle::publish",
+    "CheckpointStore::latest",
+    "lifecycle::recover",
+];
+
 /// Runs one library call under [`stack::measure`] and returns its result.
 #[inline(always)]
-fn lib<R>(f: impl FnOnce() -> R) -> R {
+fn lib<R>(call: Call, f: impl FnOnce() -> R) -> R {
     let mut f = Some(f);
     let mut out = None;
-    stack::measure(&mut || {
+    stack::measure(call as usize, &mut || {
         if let Some(f) = f.take() {
             out = Some(f());
         }
@@ -227,6 +263,9 @@ mod stack {
     static LOWEST: AtomicUsize = AtomicUsize::new(usize::MAX);
     /// Lowest call site (stack pointer inside `measure`).
     static DEEPEST_SITE: AtomicUsize = AtomicUsize::new(usize::MAX);
+    /// Deepest stack use below the call site, per kind of call ([`crate::Call`]).
+    static PER_CALL: [AtomicUsize; crate::CALLS.len()] =
+        [const { AtomicUsize::new(0) }; crate::CALLS.len()];
 
     extern "C" {
         /// Top of the stack (cortex-m-rt's link.x).
@@ -292,7 +331,7 @@ mod stack {
     /// Runs `f`: stack painted below this frame before, scanned after; records how far
     /// below this frame `f` wrote.
     #[inline(never)]
-    pub fn measure(f: &mut dyn FnMut()) {
+    pub fn measure(call: usize, f: &mut dyn FnMut()) {
         let site = sp();
         let bottom = site - WINDOW;
         if bottom < bounds().0 {
@@ -305,6 +344,9 @@ mod stack {
             crate::fail("stack: a call went deeper than the measuring window");
         }
         PHASE_PEAK.store(PHASE_PEAK.load(Relaxed).max(site - low), Relaxed);
+        if let Some(peak) = PER_CALL.get(call) {
+            peak.store(peak.load(Relaxed).max(site - low), Relaxed);
+        }
         LOWEST.store(LOWEST.load(Relaxed).min(low), Relaxed);
         DEEPEST_SITE.store(DEEPEST_SITE.load(Relaxed).min(site), Relaxed);
     }
@@ -312,6 +354,11 @@ mod stack {
     /// The deepest library use of the phase that ends now.
     pub fn end_phase() -> usize {
         PHASE_PEAK.swap(0, Relaxed)
+    }
+
+    /// Deepest stack use below the call site of the kind of call `call`.
+    pub fn per_call(call: usize) -> usize {
+        PER_CALL.get(call).map_or(0, |p| p.load(Relaxed))
     }
 
     /// The lowest call site of any measured call.
@@ -469,6 +516,12 @@ mod harness {
             );
             lib_peak = lib_peak.max(peak);
         }
+        for (k, name) in crate::CALLS.iter().enumerate() {
+            let peak = crate::stack::per_call(k);
+            if peak > 0 {
+                hprintln!("    call {}: library peak {} B", name, peak);
+            }
+        }
         let harness = main_sp.saturating_sub(deepest_site.min(main_sp));
         hprintln!(
             "library peak stack (all phases): {} B (target: under 512 B)",
@@ -527,7 +580,7 @@ fn flashes() -> (&'static mut Flash, &'static mut Flash) {
 
 #[cfg(not(feature = "empty"))]
 mod work {
-    use super::{check, fail, lib, payload, payload_ok, Flash, OrFail, Outcome, State};
+    use super::{check, fail, lib, payload, payload_ok, Call, Flash, OrFail, Outcome, State};
     use super::{CP_UNITS, WAL_UNITS};
     use crate::stack::end_phase;
     use durability_core::checkpoint::{CheckpointHeader, CheckpointStore};
@@ -582,7 +635,7 @@ mod work {
             unit_bytes[word..=end].fill(0xFF);
         }
         // Mounted straight into the slot: no storage-sized temporary in this frame.
-        let mounted = lib(|| {
+        let mounted = lib(Call::Mount, || {
             *slot = FlashStorage::new(flash, 0, units).ok();
             slot.is_some()
         });
@@ -594,9 +647,9 @@ mod work {
     fn append_range(w: &mut Writer, tmp: &mut [u8; 64], ids: core::ops::RangeInclusive<u64>) {
         for id in ids {
             let p = payload(id, tmp);
-            let got = lib(|| w.append(p)).or_fail("append");
+            let got = lib(Call::Append, || w.append(p)).or_fail("append");
             check(got == id, "append: id handed out");
-            lib(|| w.sync()).or_fail("sync");
+            lib(Call::Sync, || w.sync()).or_fail("sync");
         }
     }
 
@@ -608,7 +661,7 @@ mod work {
         let mut bad = false;
         let fs = fs(&mut m.wal, what);
         let rbuf = &mut m.rbuf;
-        let report = lib(|| {
+        let report = lib(Call::Replay, || {
             WalReader::new(fs, rbuf).replay(mode, |id, p| {
                 bad |= id != next || !payload_ok(id, p);
                 next = id + 1;
@@ -627,14 +680,16 @@ mod work {
     fn session1(m: &mut Mem, o: &mut Outcome) {
         let wal = fs(&mut m.wal, "wal");
         let wbuf = &mut m.wbuf;
-        let mut w = lib(|| WalWriter::open(wal, wbuf, cfg())).or_fail("open new");
+        let mut w = lib(Call::Open, || WalWriter::open(wal, wbuf, cfg())).or_fail("open new");
         o.handles[0] = core::mem::size_of_val(&w);
         append_range(&mut w, &mut m.tmp, 1..=10);
         let p = payload(11, &mut m.tmp);
-        let id = lib(|| w.append(p)).or_fail("append 11");
+        let id = lib(Call::Append, || w.append(p)).or_fail("append 11");
         check(id == 11, "append 11: id");
-        lib(|| w.flush()).or_fail("flush 11");
-        o.first_session_last = lib(|| w.last_id()).or_fail("last id").unwrap_or(0);
+        lib(Call::Flush, || w.flush()).or_fail("flush 11");
+        o.first_session_last = lib(Call::NextId, || w.last_id())
+            .or_fail("last id")
+            .unwrap_or(0);
         check(o.first_session_last == 11, "session 1 last id");
     }
 
@@ -643,8 +698,11 @@ mod work {
     fn cut(m: &mut Mem) {
         let wal = fs(&mut m.wal, "wal");
         let mut seg_max = 0;
-        let _ = lib(|| durability_core::Storage::list(wal, &mut |s| seg_max = seg_max.max(s)));
-        let unit = lib(|| wal.unit_of(seg_max)).unwrap_or_else(|| fail("last segment unit"));
+        let _ = lib(Call::Lookup, || {
+            durability_core::Storage::list(wal, &mut |s| seg_max = seg_max.max(s))
+        });
+        let unit =
+            lib(Call::Lookup, || wal.unit_of(seg_max)).unwrap_or_else(|| fail("last segment unit"));
         let base = wal.unit_addr(unit) as usize;
         remount(&mut m.wal, WAL_UNITS, Some(base), "mount after cut");
     }
@@ -660,7 +718,9 @@ mod work {
         o.torn_replayed = torn_replayed;
         let fs = fs(&mut m.wal, "wal");
         let rbuf = &mut m.rbuf;
-        let r = lib(|| WalReader::new(fs, rbuf).replay(ReadMode::Strict, |_, _| Ok(())));
+        let r = lib(Call::Replay, || {
+            WalReader::new(fs, rbuf).replay(ReadMode::Strict, |_, _| Ok(()))
+        });
         check(
             matches!(r, Err(Error::TornTail { .. })),
             "strict replay: TornTail",
@@ -674,8 +734,8 @@ mod work {
         remount(&mut m.wal, WAL_UNITS, None, "remount");
         let wal = fs(&mut m.wal, "wal");
         let wbuf = &mut m.wbuf;
-        let mut w = lib(|| WalWriter::open(wal, wbuf, cfg())).or_fail("resume");
-        o.resumed_at = lib(|| w.next_id()).or_fail("next id");
+        let mut w = lib(Call::Open, || WalWriter::open(wal, wbuf, cfg())).or_fail("resume");
+        o.resumed_at = lib(Call::NextId, || w.next_id()).or_fail("next id");
         check(o.resumed_at == 11, "resume: next id 11");
         append_range(&mut w, &mut m.tmp, 11..=15);
         o.phases[2] = end_phase();
@@ -686,9 +746,10 @@ mod work {
         let mut store = CheckpointStore::new(cp);
         o.handles[2] = core::mem::size_of_val(&store);
         let scratch = &mut m.scratch;
-        let rep =
-            lib(|| lifecycle::publish(&mut w, &mut store, 15, &encoded, Some(MARKER), 1, scratch))
-                .or_fail("publish");
+        let rep = lib(Call::Publish, || {
+            lifecycle::publish(&mut w, &mut store, 15, &encoded, Some(MARKER), 1, scratch)
+        })
+        .or_fail("publish");
         o.marker_id = rep.marker_id.unwrap_or(0);
         o.checkpoint_last_id = rep.last_id;
         o.wal_segments_removed = rep.wal_segments_removed;
@@ -706,7 +767,7 @@ mod work {
         {
             let cp = fs(&mut m.cp, "cp");
             let rbuf = &mut m.rbuf;
-            let latest = lib(|| CheckpointStore::new(cp).latest(rbuf))
+            let latest = lib(Call::Latest, || CheckpointStore::new(cp).latest(rbuf))
                 .or_fail("latest")
                 .unwrap_or_else(|| fail("latest: none"));
             check(latest.header.last_id == 15, "latest: last id 15");
@@ -720,7 +781,7 @@ mod work {
         let cp = fs(&mut m.cp, "cp");
         let rbuf = &mut m.rbuf;
         let mut bad = false;
-        let (state, rep) = lib(|| {
+        let (state, rep) = lib(Call::Recover, || {
             lifecycle::recover(
                 wal,
                 &mut CheckpointStore::new(cp),
@@ -762,7 +823,7 @@ mod work {
         remount(&mut m.cp, CP_UNITS, None, "remount cp");
         let cp = fs(&mut m.cp, "cp");
         let rbuf = &mut m.rbuf;
-        let found = lib(|| CheckpointStore::new(cp).latest(rbuf))
+        let found = lib(Call::Latest, || CheckpointStore::new(cp).latest(rbuf))
             .or_fail("latest after cp remount")
             .is_some_and(|c| c.header.last_id == 15);
         check(
@@ -814,7 +875,7 @@ mod work {
 /// The baseline: the harness without the library (see the crate docs).
 #[cfg(feature = "empty")]
 mod work {
-    use super::{check, fail, lib, payload, payload_ok, Flash, OrFail, Outcome, State};
+    use super::{check, fail, lib, payload, payload_ok, Call, Flash, OrFail, Outcome, State};
     use crate::stack::end_phase;
     use core::hint::black_box;
     use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
@@ -835,10 +896,10 @@ mod work {
         // The flash driver through its trait, each call measured.
         let f = m.wal.as_mut().unwrap_or_else(|| fail("wal"));
         let word = black_box([1u8, 2, 3, 4]);
-        lib(|| f.erase(0, black_box(512))).or_fail("erase");
-        lib(|| f.write(black_box(0), &word)).or_fail("write");
+        lib(Call::Mount, || f.erase(0, black_box(512))).or_fail("erase");
+        lib(Call::Append, || f.write(black_box(0), &word)).or_fail("write");
         let mut back = [0u8; 4];
-        lib(|| f.read(black_box(0), &mut back)).or_fail("read");
+        lib(Call::Replay, || f.read(black_box(0), &mut back)).or_fail("read");
         check(back == word && f.capacity() > 0, "flash round trip");
         let f = f.memory_mut();
         f[..4].fill(0xFF);
