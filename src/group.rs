@@ -37,6 +37,9 @@ use crate::walog::{WalWriter, MAX_ENTRY_BYTES};
 /// a barrier), so buffered appends without any sync do not grow the queue unboundedly.
 const QUEUE_SOFT_LIMIT: usize = 1 << 20;
 
+/// Most yields a leader spends letting its batch grow before its barrier.
+const GROW_ROUNDS: usize = 8;
+
 /// Entries appended and not yet moved into the writer, and the watermarks.
 struct Queue {
     /// Whether the log was opened and `first_id` / `durable` are known.
@@ -275,9 +278,25 @@ impl<E> SharedWalWriter<E> {
     /// below which the barrier covers every entry.
     fn barrier(&self) -> PersistenceResult<u64> {
         let mut w = lock(&self.shared.writer);
+        self.let_batch_grow();
         self.drain(&mut w)?;
         w.wal.flush_and_sync()?;
         Ok(w.moved_to)
+    }
+
+    /// Gives threads that were just acknowledged a chance to queue their next entry
+    /// before the barrier starts: yields while the queue keeps growing (at most
+    /// [`GROW_ROUNDS`] times). No timer: a lone thread pays one yield.
+    fn let_batch_grow(&self) {
+        let mut queued = lock(&self.shared.queue).lens.len();
+        for _ in 0..GROW_ROUNDS {
+            std::thread::yield_now();
+            let now = lock(&self.shared.queue).lens.len();
+            if now == queued {
+                break;
+            }
+            queued = now;
+        }
     }
 
     /// Moves every queued entry into the writer, in id order.
