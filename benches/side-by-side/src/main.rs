@@ -55,10 +55,10 @@ impl Scale {
             }
         } else {
             Scale {
-                buffered_bytes: 32 * MIB,
+                buffered_bytes: 64 * MIB,
                 durable_ops: 1000,
                 group_ops: 1920,
-                replay_bytes: 64 * MIB,
+                replay_bytes: 128 * MIB,
                 recovery_reps: 3,
             }
         }
@@ -71,7 +71,7 @@ fn usage() -> ! {
          \x20 --quick          smaller runs (about a minute)\n\
          \x20 --dir PATH       where the scratch directory goes (default: the system temp dir,\n\
          \x20                  or /work/bench-tmp when that is tmpfs)\n\
-         \x20 --reps N         repetitions per measurement (default 5, quick 3)\n\
+         \x20 --reps N         repetitions per measurement (default 7, quick 3)\n\
          \x20 --recovery-mib N size of the WAL for the recovery row (default 1024, quick 128)\n\
          \x20 --only LIST      comma-separated subset of: {}",
         SECTIONS.join(",")
@@ -103,7 +103,7 @@ fn parse_args() -> Opts {
     Opts {
         root,
         quick,
-        reps: reps.unwrap_or(if quick { 3 } else { 5 }).max(1),
+        reps: reps.unwrap_or(if quick { 3 } else { 7 }).max(1),
         recovery_mib: mib.unwrap_or(if quick { 128 } else { 1024 }),
         only,
     }
