@@ -20,6 +20,7 @@
 //! | [`wal_truncate_through`]   | removal of covered segments, the suffix replays, appends continue      |
 //! | [`wal_torn_tail`]          | a write torn at every write of a workload (prefix, or prefix plus a garbage word): every synced entry survives, no phantom, ids contiguous after resume |
 //! | [`checkpoint_store`]       | write/latest/retain across remounts; a checkpoint cut at any call is skipped |
+//! | [`record_log`]             | the single-segment record log: round trip, reopen (or its clean refusal where the medium cannot resume in place), a cut at every call |
 //! | [`lifecycle_publish_recover`] | appends, syncs and publishes with a cut at every mutating call of both areas: recovery keeps every acknowledged entry, no phantom, and a resumed writer publishes again |
 //!
 //! Failures panic with the check's name and the detail: this module is test support,
@@ -56,7 +57,7 @@ pub trait Medium {
 }
 
 /// Every check, by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 9] = [
+pub const CHECKS: [&str; 10] = [
     "storage_contract",
     "storage_remount",
     "wal_append_replay",
@@ -65,13 +66,14 @@ pub const CHECKS: [&str; 9] = [
     "wal_truncate_through",
     "wal_torn_tail",
     "checkpoint_store",
+    "record_log",
     "lifecycle_publish_recover",
 ];
 
 /// Runs every check, each on a fresh medium from `fresh` (which must give an empty
 /// one). Returns the number of checks run.
 pub fn run_all<M: Medium>(mut fresh: impl FnMut() -> M) -> usize {
-    let checks: [fn(&mut M); 9] = [
+    let checks: [fn(&mut M); 10] = [
         storage_contract,
         storage_remount,
         wal_append_replay,
@@ -80,6 +82,7 @@ pub fn run_all<M: Medium>(mut fresh: impl FnMut() -> M) -> usize {
         wal_truncate_through,
         wal_torn_tail,
         checkpoint_store,
+        record_log,
         lifecycle_publish_recover,
     ];
     for check in checks {
@@ -778,6 +781,132 @@ fn wipe<M: Medium>(m: &mut M) {
     }
     for s in listed(&mut b) {
         b.remove(s).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Record log.
+
+/// Record `i` of the record-log check: at most 20 bytes, so that a log of 20 records
+/// fits one 512-byte flash unit even with 32-byte words.
+fn record(i: u64) -> Vec<u8> {
+    let mut p = payload(i);
+    p.truncate(20);
+    p
+}
+
+/// Appends records `range` through a record-log writer, syncing every third and at
+/// the end; returns the last index acknowledged before a cut (`power`), if any.
+fn append_records<S: Storage>(
+    w: &mut crate::recordlog::RecordLogWriter<S, Vec<u8>>,
+    range: core::ops::RangeInclusive<u64>,
+    power: Option<&Power>,
+) -> u64 {
+    let fired = || power.is_some_and(Power::fired);
+    let mut acked = range.start().saturating_sub(1);
+    let last = *range.end();
+    for i in range {
+        match w.append(&record(i)) {
+            Ok(got) => assert_eq!(got, i, "record_log: index"),
+            Err(_) if fired() => return acked,
+            Err(e) => panic!("record_log: append {i}: {e:?}"),
+        }
+        if i % 3 == 0 || i == last {
+            let r = w.sync();
+            if fired() {
+                return acked;
+            }
+            r.unwrap();
+            acked = i;
+        }
+    }
+    acked
+}
+
+/// The single-segment record log: round trip through a remount; reopen and append on
+/// media that can resume in place (and a clean refusal on media that cannot, flash);
+/// on resumable media, a cut at every mutating call keeps every acknowledged record.
+pub fn record_log<M: Medium>(m: &mut M) {
+    use crate::recordlog::{RecordLogReader, RecordLogWriter};
+    fn read<S: Storage>(st: S, mode: ReadMode) -> Res<Entries, S> {
+        let mut out = Vec::new();
+        RecordLogReader::new(st, vec![0u8; 256]).read(mode, |i, p| {
+            out.push((i, p.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+    let records =
+        |ids: core::ops::RangeInclusive<u64>| -> Entries { ids.map(|i| (i, record(i))).collect() };
+    {
+        let mut w = RecordLogWriter::new(wal(m), vec![0u8; 256], LOG_ID);
+        assert_eq!(append_records(&mut w, 1..=10, None), 10);
+    }
+    assert_eq!(
+        read(wal(m), ReadMode::Strict).unwrap(),
+        records(1..=10),
+        "record_log: round trip"
+    );
+    let resumable = wal(m).resume_in_place();
+    {
+        let mut w = RecordLogWriter::new(wal(m), vec![0u8; 256], LOG_ID);
+        if resumable {
+            assert_eq!(w.next_index().unwrap(), 11, "record_log: reopen");
+            append_records(&mut w, 11..=14, None);
+        } else {
+            let e = w.next_index().unwrap_err();
+            assert!(
+                matches!(e, Error::InvalidConfig(_)),
+                "record_log: reopen on a medium that cannot resume in place: {e:?}"
+            );
+        }
+    }
+    let n = if resumable { 14 } else { 10 };
+    assert_eq!(read(wal(m), ReadMode::Strict).unwrap(), records(1..=n));
+    if !resumable {
+        return;
+    }
+    wipe(m);
+    let ops = {
+        let power = Power::new(None, TearMode::Prefix);
+        let mut w = RecordLogWriter::new(Tear::on(wal(m), &power), vec![0u8; 256], LOG_ID);
+        append_records(&mut w, 1..=10, Some(&power));
+        drop(w);
+        wipe(m);
+        power.ops()
+    };
+    for mode in [TearMode::Prefix, TearMode::PrefixGarbage] {
+        for at in 0..ops {
+            let what = alloc::format!("record_log {mode:?} cut at call {at} of {ops}");
+            let power = Power::new(Some(at), mode);
+            let acked = {
+                let mut w = RecordLogWriter::new(Tear::on(wal(m), &power), vec![0u8; 256], LOG_ID);
+                append_records(&mut w, 1..=10, Some(&power))
+            };
+            assert!(power.fired(), "{what}: no cut");
+            let got = match read(wal(m), ReadMode::BestEffort) {
+                Ok(got) => got,
+                // The cut dropped the log's creation: there is no log.
+                Err(Error::Storage(e)) if e.kind() == StorageErrorKind::NotFound => Vec::new(),
+                Err(e) => panic!("{what}: best-effort read: {e:?}"),
+            };
+            let k = got.len() as u64;
+            assert!(k >= acked, "{what}: {k} records, {acked} acknowledged");
+            assert_eq!(got, records(1..=k), "{what}: not a prefix");
+            {
+                let mut w = RecordLogWriter::new(wal(m), vec![0u8; 256], LOG_ID);
+                match w.next_index() {
+                    Ok(next) => assert_eq!(next, k + 1, "{what}: reopen"),
+                    Err(e) => panic!("{what}: reopen: {e:?}"),
+                }
+                append_records(&mut w, k + 1..=k + 2, None);
+            }
+            match read(wal(m), ReadMode::Strict) {
+                Ok(got) => assert_eq!(got, records(1..=k + 2), "{what}: after reopen"),
+                Err(e) => panic!("{what}: strict read after reopen: {e:?}"),
+            }
+            wipe(m);
+        }
     }
 }
 
