@@ -322,7 +322,7 @@ impl<S: Storage> CheckpointStore<S> {
             CheckpointHeader::new(log_id, seq, last_id, payload).map_err(Error::Checkpoint)?;
         let st = &mut self.st;
         st.write(seq, 0, &header.emit()).map_err(Error::Storage)?;
-        let body = payload.len() - payload.len() % ws;
+        let body = payload.len() & !(ws.max(1) - 1);
         if body > 0 {
             st.write(seq, field::HEADER_LEN as u64, &payload[..body])
                 .map_err(Error::Storage)?;
@@ -370,6 +370,15 @@ impl<S: Storage> CheckpointStore<S> {
         &mut self,
         seq: u64,
         buf: &mut B,
+    ) -> Res<Result<CheckpointHeader, CheckpointError>, S> {
+        self.load_dyn(seq, buf)
+    }
+
+    /// The body of `load`: one copy, whatever the caller's buffer type.
+    fn load_dyn(
+        &mut self,
+        seq: u64,
+        buf: &mut dyn Buffer,
     ) -> Res<Result<CheckpointHeader, CheckpointError>, S> {
         let mut head = [0u8; field::HEADER_LEN];
         let extent = self.st.len(seq).map_err(Error::Storage)?;

@@ -31,6 +31,10 @@ use crate::storage::Storage;
 
 type Res<T, S> = Result<T, Error<<S as crate::storage::ErrorType>::Error>>;
 
+/// The per-entry callback of a scan, behind `dyn` so that the scan is compiled once per
+/// storage type, not once per closure (firmware size).
+pub(crate) type OnEntry<'a, S> = dyn FnMut(u64, &[u8]) -> Res<(), S> + 'a;
+
 /// Smallest buffer a writer accepts: a segment header padded to the largest alignment.
 pub const MIN_WRITE_BUFFER: usize = 64;
 
@@ -255,6 +259,23 @@ where
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
+    scan_dyn(st, buf, hdr, bound, deliver_from, &mut on_entry)
+}
+
+/// The body of [`scan`]: one copy per storage type.
+#[inline(never)]
+fn scan_dyn<S, B>(
+    st: &mut S,
+    buf: &mut B,
+    hdr: &SegmentHeader,
+    bound: Bound,
+    deliver_from: u64,
+    on_entry: &mut OnEntry<'_, S>,
+) -> Res<SegmentEnd, S>
+where
+    S: Storage,
+    B: Buffer,
+{
     let unwritten = st.unwritten_byte();
     let ordered = st.ordered_writes();
     let seal = FrameSeal::new(hdr.log_id, hdr.segment);
@@ -282,7 +303,7 @@ where
             return Ok(done(pos, Tail::Clean, id, payload_bytes));
         }
         let header = match w.get(pos, frame_header::HEADER_LEN)? {
-            Some(b) => FrameHeader::parse(b.try_into().expect("8 bytes")),
+            Some(b) => b.first_chunk().and_then(FrameHeader::parse),
             None => None,
         }
         .filter(|h| pos + h.frame_len(align) <= limit);
@@ -308,8 +329,14 @@ where
                                     id = next_entry_id(id, seg, pos)?;
                                 }
                                 FrameKind::SyncMarker => {
-                                    let m =
-                                        SyncMarker::parse(payload.try_into().expect("16 bytes"));
+                                    let Some(m) = payload.first_chunk().map(SyncMarker::parse)
+                                    else {
+                                        return Err(Error::corrupt(
+                                            seg,
+                                            pos,
+                                            Corruption::BadSyncMarker,
+                                        ));
+                                    };
                                     if m.watermark > pos
                                         || m.next_id != id
                                         || m.log_id != hdr.log_id
@@ -467,10 +494,9 @@ impl Appender {
     pub fn create<S: Storage>(st: &mut S, hdr: &SegmentHeader) -> Res<Self, S> {
         st.create(hdr.segment).map_err(Error::Storage)?;
         let mut block = [0u8; MIN_WRITE_BUFFER];
-        let head: &mut [u8; crate::frame::header::LEN] = (&mut block[..crate::frame::header::LEN])
-            .try_into()
-            .expect("header fits");
-        hdr.emit(head);
+        if let Some(head) = block.first_chunk_mut() {
+            hdr.emit(head);
+        }
         let start = hdr.data_start();
         st.write(hdr.segment, 0, &block[..start as usize])
             .map_err(Error::Storage)?;
@@ -580,7 +606,7 @@ impl Appender {
         } else {
             // Larger than the whole buffer: header and a first aligned piece through the
             // buffer, the aligned middle straight from the caller, the rest staged.
-            let first = (cap - cap % self.align) - frame_header::HEADER_LEN;
+            let first = (cap & !(self.align - 1)) - frame_header::HEADER_LEN;
             let b = buf.bytes_mut();
             b[..frame_header::HEADER_LEN].copy_from_slice(&head);
             b[frame_header::HEADER_LEN..frame_header::HEADER_LEN + first]
@@ -588,7 +614,7 @@ impl Appender {
             self.fill = frame_header::HEADER_LEN + first;
             self.flush(st, buf)?;
             let rest = &payload[first..];
-            let middle = rest.len() - rest.len() % self.align;
+            let middle = rest.len() & !(self.align - 1);
             st.write(self.seg, self.written, &rest[..middle])
                 .map_err(Error::Storage)?;
             self.written += middle as u64;

@@ -128,6 +128,20 @@ where
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
+    scan_log_dyn(st, buf, rules, &mut on_entry)
+}
+
+/// The body of [`scan_log`]: one copy per storage type.
+fn scan_log_dyn<S, B>(
+    st: &mut S,
+    buf: &mut B,
+    rules: ScanRules,
+    on_entry: &mut segment::OnEntry<'_, S>,
+) -> Res<(ReplayReport, Option<Layout>), S>
+where
+    S: Storage,
+    B: Buffer,
+{
     let mut report = ReplayReport::default();
     let Some((lo, hi, count)) = segment_span(st).map_err(Error::Storage)? else {
         return Ok((report, None));
@@ -606,7 +620,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             self.rotate()?;
         }
         let State::Open(app) = &mut self.state else {
-            unreachable!("opened above")
+            return Err(Error::Poisoned);
         };
         if !keep_marker {
             app.marker_due = false;
@@ -639,7 +653,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// limit.
     fn placement(&self, total: u64, payload_len: usize) -> Res<(bool, bool), S> {
         let State::Open(app) = &self.state else {
-            unreachable!("opened above")
+            return Err(Error::Poisoned);
         };
         let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
         if let Some(max) = self.st.max_segment_len() {
@@ -679,7 +693,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     {
         let id = self.claim_id()?;
         let State::Open(app) = &mut self.state else {
-            unreachable!("opened above")
+            return Err(Error::Poisoned);
         };
         let want = app.marker_len() as usize;
         let Some((total, reserve)) =
@@ -693,13 +707,13 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         if rotate {
             self.rotate()?;
             let State::Open(app) = &mut self.state else {
-                unreachable!()
+                return Err(Error::Poisoned);
             };
             app.flush(&mut self.st, &mut self.buf)?;
             app.adopt(self.buf.bytes_mut(), from, total, id);
         } else {
             let State::Open(app) = &mut self.state else {
-                unreachable!()
+                return Err(Error::Poisoned);
             };
             app.commit(self.buf.bytes_mut(), reserve, total, id, keep_marker);
         }
@@ -710,7 +724,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// Seals the current segment (durably) and starts the next one.
     fn rotate(&mut self) -> Res<(), S> {
         let State::Open(app) = &mut self.state else {
-            unreachable!()
+            return Err(Error::Poisoned);
         };
         app.flush(&mut self.st, &mut self.buf)?;
         if app.written > app.durable {
@@ -734,7 +748,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     pub fn flush(&mut self) -> Res<(), S> {
         self.ensure_open()?;
         let State::Open(app) = &mut self.state else {
-            unreachable!()
+            return Err(Error::Poisoned);
         };
         let r = app.flush(&mut self.st, &mut self.buf);
         self.poison_on_storage_error(r)
@@ -746,7 +760,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     pub fn sync(&mut self) -> Res<(), S> {
         self.ensure_open()?;
         let State::Open(app) = &mut self.state else {
-            unreachable!()
+            return Err(Error::Poisoned);
         };
         let r = app.sync(&mut self.st, &mut self.buf).map(|_| ());
         self.poison_on_storage_error(r)
@@ -875,7 +889,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     fn truncate_open(&mut self, last_id: u64) -> Res<u64, S> {
         let State::Open(app) = &self.state else {
-            unreachable!("opened above")
+            return Err(Error::Poisoned);
         };
         let current = app.seg;
         let Some((lo, _, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {

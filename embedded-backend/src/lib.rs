@@ -462,7 +462,9 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
             .checked_add(data.len() as u64)
             .filter(|&e| e <= F::ERASE_SIZE as u64)
             .ok_or(FlashError::OutOfBounds)?;
-        let slot = self.map[unit].as_mut().expect("mapped");
+        let Some(slot) = self.map.get_mut(unit).and_then(Option::as_mut) else {
+            return Err(FlashError::NotFound);
+        };
         if slot.end == UNKNOWN_END || offset != slot.end as u64 {
             return Err(FlashError::NotAtEnd);
         }
@@ -472,7 +474,9 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
         slot.end = UNKNOWN_END;
         let addr = self.unit_addr(unit) + offset as u32;
         self.flash.write(addr, data).map_err(FlashError::Flash)?;
-        self.map[unit].as_mut().expect("mapped").end = end as u32;
+        if let Some(Some(slot)) = self.map.get_mut(unit) {
+            slot.end = end as u32;
+        }
         Ok(())
     }
 
