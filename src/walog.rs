@@ -208,9 +208,9 @@ impl<E> WalWriter<E> {
     /// zero-filled to the segment size limit and synced when it is created, so a later
     /// [`flush_and_sync`](Self::flush_and_sync) is a data-only `fdatasync` that changes
     /// neither the file's size nor its extents. Costs a write of the whole segment at
-    /// each rotation (not on the append path's barrier) and, on open, a read of the
-    /// zeros after the last entry of the final segment. The segment the writer
-    /// resumes keeps its size. See `docs/design.md` (Preallocated segments).
+    /// each rotation (inside the append that rotates, not in later barriers) and, on
+    /// open, a read of the zeros after the last entry of the final segment. The segment
+    /// the writer resumes keeps its size. See `docs/design.md` (Preallocated segments).
     pub fn set_preallocate(&mut self, on: bool) {
         self.preallocate = on;
         let bytes = if on { self.segment_limit } else { 0 };
