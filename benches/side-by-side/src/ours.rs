@@ -39,9 +39,20 @@ fn durable_writer(path: &Path, preallocate: bool) -> PersistenceResult<WalWriter
     Ok(w)
 }
 
-/// `count` `append_bytes`, then `flush` (no sync).
-pub fn buffered_append(path: &Path, payload: &[u8], count: u64) -> PersistenceResult<Duration> {
-    let mut w = writer(path)?;
+/// `count` `append_bytes`, then `flush` (no sync). `segment_limit`: `None` for the
+/// default (64 MiB: a repetition's data crosses one segment boundary, as appends do
+/// once per 64 MiB in steady state), or a limit large enough that nothing rotates.
+pub fn buffered_append(
+    path: &Path,
+    payload: &[u8],
+    count: u64,
+    segment_limit: Option<u64>,
+) -> PersistenceResult<Duration> {
+    let mut w = WalWriter::<()>::new(open_dir(path)?);
+    if let Some(limit) = segment_limit {
+        w.set_segment_size_limit_bytes(limit);
+    }
+    w.next_entry_id()?;
     let started = Instant::now();
     for _ in 0..count {
         w.append_bytes(payload)?;
