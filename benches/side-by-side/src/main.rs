@@ -777,8 +777,7 @@ fn main() -> Res<()> {
     std::fs::create_dir_all(&opts.root)?;
     let started = Instant::now();
     println!(
-        "side-by-side: durability {} vs raw std::fs vs okaywal 0.3 — {} run, {} repetitions, median of each",
-        env!("CARGO_PKG_VERSION"),
+        "side-by-side: durability (this tree) vs raw std::fs vs okaywal 0.3 — {} run, {} repetitions, median of each",
         if opts.quick { "quick" } else { "full" },
         opts.reps
     );
