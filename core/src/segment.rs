@@ -383,7 +383,9 @@ where
                 if w.rest_is(pos, unwritten)? {
                     return Ok(done(pos, Tail::Clean, id, payload_bytes));
                 }
-                if w.marker_beyond(pos, Some(hdr.log_id), align)?.is_some() {
+                // Ordered media carry no sync markers (the core writes none there), and
+                // `frame_beyond` finds any valid frame after the damage, markers included.
+                if !ordered && w.marker_beyond(pos, Some(hdr.log_id), align)?.is_some() {
                     return Err(Error::corrupt(seg, pos, Corruption::BadFrameBelowWatermark));
                 }
                 if ordered && w.frame_beyond(pos, &seal, id, align)? {

@@ -25,7 +25,7 @@ use crate::buffer::Buffer;
 use crate::error::StorageError;
 use crate::error::{Corruption, Error, Location};
 use crate::frame::{frame_len, LogKind, SegmentHeader, MAX_ENTRY_LEN};
-use crate::segment::{self, Appender, Bound, SegmentEnd, Tail, MIN_WRITE_BUFFER};
+use crate::segment::{self, Appender, Bound, Tail, MIN_WRITE_BUFFER};
 use crate::storage::{segment_span, ErrorType, Storage};
 use crate::ReadMode;
 use crate::StorageErrorKind;
@@ -93,15 +93,17 @@ pub struct ReplayReport {
     pub dropped_oldest: bool,
 }
 
-/// The shape of an existing log, as found by a scan.
+/// The shape of an existing log, as found by a scan. Its log id is `last.log_id` (every
+/// segment carries the same one) and its next entry id is the report's `next_id`.
 struct Layout {
-    log_id: u64,
     /// Header of the last segment with a valid header.
     last: SegmentHeader,
-    /// How that segment ends.
-    end: SegmentEnd,
-    /// A segment after `last` whose header is torn.
-    torn_header: Option<u64>,
+    /// Offset just past the last valid frame of `last`.
+    end: u64,
+    /// How `last` ends.
+    tail: Tail,
+    /// Segment `last.segment + 1` exists with a torn header.
+    torn_header: bool,
 }
 
 /// What a scan delivers and what it may skip.
@@ -116,19 +118,21 @@ struct ScanRules {
     ring: bool,
 }
 
-/// Scans the whole log once (see [`ScanRules`]).
+/// Scans the whole log once (see [`ScanRules`]), filling `report` (which starts as
+/// [`ReplayReport::default`]); returns the log's layout if it has a valid segment.
 fn scan_log<S, B, F>(
     st: &mut S,
     buf: &mut B,
     rules: ScanRules,
+    report: &mut ReplayReport,
     mut on_entry: F,
-) -> Res<(ReplayReport, Option<Layout>), S>
+) -> Res<Option<Layout>, S>
 where
     S: Storage,
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
-    scan_log_dyn(st, buf, rules, &mut on_entry)
+    scan_log_dyn(st, buf, rules, report, &mut on_entry)
 }
 
 /// The body of [`scan_log`]: one copy per storage type.
@@ -136,15 +140,15 @@ fn scan_log_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
     rules: ScanRules,
+    report: &mut ReplayReport,
     on_entry: &mut segment::OnEntry<'_, S>,
-) -> Res<(ReplayReport, Option<Layout>), S>
+) -> Res<Option<Layout>, S>
 where
     S: Storage,
     B: Buffer,
 {
-    let mut report = ReplayReport::default();
     let Some((lo, hi, count)) = segment_span(st).map_err(Error::Storage)? else {
-        return Ok((report, None));
+        return Ok(None);
     };
     if count - 1 != hi - lo {
         let mut missing = lo;
@@ -160,7 +164,7 @@ where
     } = rules;
     let mut first = segment::read_header(st, lo)?;
     let mut lo = lo;
-    let mut torn_header = None;
+    let mut torn_header = false;
     let mut last_seg = hi;
     // The highest segment may be a torn creation; every other header must be valid.
     match segment::read_header(st, hi)? {
@@ -170,13 +174,13 @@ where
                 return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
             }
             segment::check_torn_header(st, buf, hi, true)?;
-            torn_header = Some(hi);
+            torn_header = true;
             if hi == lo {
                 report.torn_at = Some(Location {
                     segment: hi,
                     offset: 0,
                 });
-                return Ok((report, None));
+                return Ok(None);
             }
             last_seg = hi - 1;
         }
@@ -242,21 +246,18 @@ where
                         segment: n,
                         offset: end.end,
                     });
-                } else if let Some(t) = torn_header {
+                } else if torn_header {
                     report.torn_at = Some(Location {
-                        segment: t,
+                        segment: n + 1,
                         offset: 0,
                     });
                 }
-                return Ok((
-                    report,
-                    Some(Layout {
-                        log_id,
-                        last: cur,
-                        end,
-                        torn_header,
-                    }),
-                ));
+                return Ok(Some(Layout {
+                    last: cur,
+                    end: end.end,
+                    tail: end.tail,
+                    torn_header,
+                }));
             }
         }
     }
@@ -366,7 +367,8 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
             covered,
             ring: self.ring,
         };
-        let (report, _) = scan_log(&mut self.st, &mut self.buf, rules, f)?;
+        let mut report = ReplayReport::default();
+        scan_log(&mut self.st, &mut self.buf, rules, &mut report, f)?;
         match (mode, report.torn_at) {
             (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
             _ => Ok(report),
@@ -418,9 +420,14 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// segment by starting a new segment after it, so appends never follow garbage) or
     /// creates a new one. Corruption is an error and nothing is changed.
     pub fn open(storage: S, buf: B, cfg: WalConfig) -> Res<Self, S> {
-        let mut w = Self::new(storage, buf, cfg);
-        w.ensure_open()?;
-        Ok(w)
+        // Built in the returned value itself: no writer-sized copy on the stack.
+        let mut r = Ok(Self::new(storage, buf, cfg));
+        if let Ok(w) = &mut r {
+            if let Err(e) = w.ensure_open() {
+                r = Err(e);
+            }
+        }
+        r
     }
 
     /// Id the next appended entry gets. Opens the log if needed.
@@ -523,7 +530,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             covered: self.cfg.covered_through,
             ring: self.ring,
         };
-        let (report, layout) = scan_log(&mut self.st, &mut self.buf, rules, |_, _| Ok(()))?;
+        let mut report = ReplayReport::default();
+        let layout = scan_log(&mut self.st, &mut self.buf, rules, &mut report, |_, _| {
+            Ok(())
+        })?;
         let Some(layout) = layout else {
             // No valid segment: a new log (or one whose only segment is a torn creation,
             // which `create` replaces).
@@ -543,33 +553,29 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             self.next_id = self.cfg.first_id;
             return Appender::create(&mut self.st, &hdr);
         };
-        self.log_id = layout.log_id;
-        self.next_id = layout.end.next_id;
         let last = layout.last;
-        let room = layout.end.end < self.limit(last.data_start());
-        if layout.torn_header.is_none()
-            && layout.end.tail == Tail::Clean
-            && self.st.resume_in_place()
-            && room
-        {
-            let mut app = Appender::resume(&last, layout.end.end);
-            app.entries = layout.end.next_id - last.first_id;
+        self.log_id = last.log_id;
+        self.next_id = report.next_id;
+        let room = layout.end < self.limit(last.data_start());
+        if !layout.torn_header && layout.tail == Tail::Clean && self.st.resume_in_place() && room {
+            let mut app = Appender::resume(&last, layout.end);
+            app.entries = report.next_id - last.first_id;
             return Ok(app);
         }
         // Seal the last valid segment where its valid data ends and start the next one
         // (replacing a torn creation). Its prefix must be durable before a successor
         // header claims where it ends.
         self.st.sync(last.segment).map_err(Error::Storage)?;
-        if let Some(torn) = layout.torn_header {
-            remove_torn_creation(&mut self.st, torn)?;
+        if layout.torn_header {
+            remove_torn_creation(&mut self.st, last.segment + 1)?;
         }
         let hdr = SegmentHeader {
             kind: LogKind::Wal,
             align_log2,
-            log_id: layout.log_id,
+            log_id: last.log_id,
             segment: next_segment(last.segment)?,
             first_id: self.next_id,
-            prev_end: layout.end.end,
+            prev_end: layout.end,
         };
         self.create_segment(&hdr)
     }

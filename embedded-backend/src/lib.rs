@@ -83,10 +83,6 @@ const MAX_WORD: usize = frame::MAX_ALIGN;
 /// read size.
 const HEADER_READ_MAX: usize = align_up(IDENTIFY_LEN, MAX_WORD);
 
-/// `end` of a mapped unit whose write end is not known (mounted, or after a failed
-/// program): writes to it are refused.
-const UNKNOWN_END: u32 = u32::MAX;
-
 const fn align_up(n: usize, align: usize) -> usize {
     n.div_ceil(align) * align
 }
@@ -125,8 +121,10 @@ const FRAME_HEADER_LEN: usize = frame::frame_header::HEADER_LEN;
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     segment: u64,
-    /// Offset of the next write, or [`UNKNOWN_END`].
-    end: u32,
+    /// Offset of the next write; `None` when it is not known (mounted, or after a
+    /// failed program): writes to it are refused. (`Option<u32>` also gives
+    /// `Option<Slot>` a niche: 16 bytes a slot.)
+    end: Option<u32>,
 }
 
 /// A [`Storage`] over a NOR-flash partition, one segment per erase unit, for at most
@@ -139,7 +137,7 @@ struct Slot {
 /// [`resume_in_place`](Storage::resume_in_place) is `false` (a word reading `0xFF` may be
 /// half-programmed, so the core starts a new segment after a reopen).
 ///
-/// RAM: `N` slots of 24 bytes, plus the driver. Every write must start at the segment's
+/// RAM: `N` slots of 16 bytes, plus the driver. Every write must start at the segment's
 /// write end as tracked in RAM (the core's contract); writes to a segment found at
 /// mount are refused ([`FlashError::NotAtEnd`]), so no word is ever programmed twice
 /// by this backend even if its caller errs.
@@ -184,9 +182,14 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     /// Like [`new`](Self::new), with the geometry checked at run time:
     /// [`FlashError::BadGeometry`] if it is unusable.
     pub fn try_new(flash: F, start: u32, units: usize) -> Res<Self, F> {
-        let mut s = Self::unmounted(flash, start, units)?;
-        s.mount()?;
-        Ok(s)
+        // Mounted in the returned value itself: no storage-sized copy on the stack.
+        let mut r = Self::unmounted(flash, start, units);
+        if let Ok(s) = &mut r {
+            if let Err(e) = s.mount() {
+                r = Err(e);
+            }
+        }
+        r
     }
 
     /// Erases every unit of the partition and returns it mounted and empty.
@@ -246,10 +249,7 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                             second_unit: unit,
                         });
                     }
-                    self.map[unit] = Some(Slot {
-                        segment,
-                        end: UNKNOWN_END,
-                    });
+                    self.map[unit] = Some(Slot { segment, end: None });
                     if newest.is_none_or(|(seg, _)| segment > seg) {
                         newest = Some((segment, unit));
                     }
@@ -422,7 +422,10 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
                 .ok_or(FlashError::NoSpace)?,
         };
         self.erase_unit(unit)?;
-        self.map[unit] = Some(Slot { segment, end: 0 });
+        self.map[unit] = Some(Slot {
+            segment,
+            end: Some(0),
+        });
         self.cursor = unit;
         Ok(())
     }
@@ -465,17 +468,17 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
         let Some(slot) = self.map.get_mut(unit).and_then(Option::as_mut) else {
             return Err(FlashError::NotFound);
         };
-        if slot.end == UNKNOWN_END || offset != slot.end as u64 {
+        if slot.end.is_none_or(|e| offset != e as u64) {
             return Err(FlashError::NotAtEnd);
         }
         if data.is_empty() {
             return Ok(());
         }
-        slot.end = UNKNOWN_END;
+        slot.end = None;
         let addr = self.unit_addr(unit) + offset as u32;
         self.flash.write(addr, data).map_err(FlashError::Flash)?;
         if let Some(Some(slot)) = self.map.get_mut(unit) {
-            slot.end = end as u32;
+            slot.end = Some(end as u32);
         }
         Ok(())
     }
