@@ -27,6 +27,7 @@ type Res<T, S> = Result<T, Error<<S as ErrorType>::Error>>;
 
 /// What a publish did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PublishReport {
     /// Sequence number of the new checkpoint in its store.
     pub checkpoint_seq: u64,
@@ -82,6 +83,7 @@ where
 
 /// What a recovery found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RecoveryReport {
     /// The checkpoint the state started from, if any.
     pub checkpoint: Option<StoredCheckpoint>,

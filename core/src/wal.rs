@@ -73,6 +73,7 @@ impl WalConfig {
 
 /// What a replay found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplayReport {
     /// Segments read.
     pub segments: u64,
