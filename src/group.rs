@@ -89,7 +89,7 @@ struct Shared<E> {
 /// - [`append_bytes_durable`](Self::append_bytes_durable) /
 ///   [`append_durable`](Self::append_durable): returns once a barrier covering THIS
 ///   entry has completed. Concurrent callers share barriers: one of them leads and
-///   syncs for all (see the [module docs](self)).
+///   syncs for all (protocol and failure rules: `docs/design.md`, Group commit).
 /// - [`sync`](Self::sync): every entry appended before the call is durable on `Ok`.
 ///
 /// Ids are contiguous in append order across all threads. Dropping the last handle
