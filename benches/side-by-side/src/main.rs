@@ -751,6 +751,34 @@ fn copy_files(from: &Path, to: &Path) -> Res<()> {
     Ok(())
 }
 
+/// The commit of the tree this binary was built from, and whether it had local edits
+/// (read at run time with git, when there is one).
+fn tree_version() -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(head) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .map_or(0, |s| s.lines().count());
+            if dirty == 0 {
+                format!("commit {head}")
+            } else {
+                format!("commit {head} + {dirty} locally modified files")
+            }
+        }
+        None => "unknown commit".into(),
+    }
+}
+
 fn print_machine(root: &Path) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -781,6 +809,7 @@ fn main() -> Res<()> {
         if opts.quick { "quick" } else { "full" },
         opts.reps
     );
+    println!("tree: {}", tree_version());
     print_machine(&opts.root);
     let mut run = Run {
         scale: Scale::new(opts.quick),
