@@ -310,63 +310,44 @@ where
         let verified = match header {
             None => None,
             Some(h) => {
-                let frame_id = if h.kind == FrameKind::Entry {
-                    id
-                } else {
-                    MARKER_ID
-                };
+                let entry = h.kind == FrameKind::Entry;
+                let frame_id = if entry { id } else { MARKER_ID };
                 let total = frame_header::HEADER_LEN + h.len as usize;
-                match w.get(pos, total) {
-                    Ok(Some(bytes)) => {
-                        let payload = &bytes[frame_header::HEADER_LEN..];
-                        if h.verify(&seal, frame_id, payload) {
-                            match h.kind {
-                                FrameKind::Entry => {
-                                    if id >= deliver_from {
-                                        on_entry(id, payload)?;
-                                        payload_bytes += h.len as u64;
-                                    }
-                                    id = next_entry_id(id, seg, pos)?;
-                                }
-                                FrameKind::SyncMarker => {
-                                    let Some(m) = payload.first_chunk().map(SyncMarker::parse)
-                                    else {
-                                        return Err(Error::corrupt(
-                                            seg,
-                                            pos,
-                                            Corruption::BadSyncMarker,
-                                        ));
-                                    };
-                                    if m.watermark > pos
-                                        || m.next_id != id
-                                        || m.log_id != hdr.log_id
-                                    {
-                                        return Err(Error::corrupt(
-                                            seg,
-                                            pos,
-                                            Corruption::BadSyncMarker,
-                                        ));
-                                    }
-                                }
-                            }
-                            Some(h)
-                        } else {
-                            None
+                let ok = if !w.buf.grow_to(total) {
+                    // Larger than the buffer: its checksum is streamed, and only an entry
+                    // that is not delivered may be that large.
+                    let ok = w.verify_streaming(pos, &h, &seal, frame_id)?;
+                    if ok && !(entry && id < deliver_from) {
+                        return Err(Error::BufferTooSmall {
+                            needed: total as u64,
+                        });
+                    }
+                    ok
+                } else if let Some(bytes) = w.get(pos, total)? {
+                    let payload = &bytes[frame_header::HEADER_LEN..];
+                    let ok = h.verify(&seal, frame_id, payload);
+                    if ok && entry && id >= deliver_from {
+                        on_entry(id, payload)?;
+                        payload_bytes += h.len as u64;
+                    } else if ok && !entry {
+                        let sound = payload
+                            .first_chunk()
+                            .map(SyncMarker::parse)
+                            .is_some_and(|m| {
+                                m.watermark <= pos && m.next_id == id && m.log_id == hdr.log_id
+                            });
+                        if !sound {
+                            return Err(Error::corrupt(seg, pos, Corruption::BadSyncMarker));
                         }
                     }
-                    Ok(None) => None,
-                    Err(Error::BufferTooSmall { needed }) => {
-                        if !w.verify_streaming(pos, &h, &seal, frame_id)? {
-                            None
-                        } else if h.kind == FrameKind::Entry && id < deliver_from {
-                            id = next_entry_id(id, seg, pos)?;
-                            Some(h)
-                        } else {
-                            return Err(Error::BufferTooSmall { needed });
-                        }
-                    }
-                    Err(e) => return Err(e),
+                    ok
+                } else {
+                    false
+                };
+                if ok && entry {
+                    id = next_entry_id(id, seg, pos)?;
                 }
+                ok.then_some(h)
             }
         };
         match verified {

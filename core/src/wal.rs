@@ -148,59 +148,12 @@ where
     S: Storage,
     B: Buffer,
 {
-    let Some((lo, hi, count)) = segment_span(st).map_err(Error::Storage)? else {
+    let Some((first, last_seg, torn_header)) = scan_start(st, buf, rules.ring, report)? else {
         return Ok(None);
     };
-    if count - 1 != hi - lo {
-        let mut missing = lo;
-        while missing <= hi && st.len(missing).is_ok() {
-            missing += 1;
-        }
-        return Err(Error::corrupt(missing, 0, Corruption::MissingSegment));
-    }
     let ScanRules {
-        from_id,
-        covered,
-        ring,
+        from_id, covered, ..
     } = rules;
-    let mut first = segment::read_header(st, lo)?;
-    let mut lo = lo;
-    let mut torn_header = false;
-    let mut last_seg = hi;
-    // The highest segment may be a torn creation; every other header must be valid.
-    match segment::read_header(st, hi)? {
-        Some(_) => {}
-        None => {
-            if hi > lo && first.is_none() && !ring {
-                return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
-            }
-            segment::check_torn_header(st, buf, hi, true)?;
-            torn_header = true;
-            if hi == lo {
-                report.torn_at = Some(Location {
-                    segment: hi,
-                    offset: 0,
-                });
-                return Ok(None);
-            }
-            last_seg = hi - 1;
-        }
-    }
-    if ring && lo < last_seg && !oldest_is_sound(st, buf, first.as_ref(), lo)? {
-        // The overwrite of a full ring was cut while erasing its oldest segment.
-        report.dropped_oldest = true;
-        lo += 1;
-        first = segment::read_header(st, lo)?;
-    }
-    let Some(first) = first else {
-        return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
-    };
-    if first.kind != LogKind::Wal {
-        return Err(Error::corrupt(lo, 0, Corruption::ForeignSegment));
-    }
-    if first.segment != lo {
-        return Err(Error::corrupt(lo, 0, Corruption::SegmentNumberMismatch));
-    }
     let log_id = first.log_id;
     report.first_id = Some(first.first_id);
     let mut cur = first;
@@ -262,6 +215,74 @@ where
             }
         }
     }
+}
+
+/// The checks before the segment-by-segment pass of [`scan_log_dyn`]: the segments form
+/// a contiguous run, the highest one may be a torn creation, a ring may drop a damaged
+/// oldest one. Returns the first segment's header, the last segment with a valid header
+/// and whether a torn creation follows it; `None` (with `report.torn_at` set if the only
+/// segment is torn) when there is nothing to read. Kept out of line so that its
+/// temporaries are not on the stack while the pass scans segments.
+#[inline(never)]
+fn scan_start<S, B>(
+    st: &mut S,
+    buf: &mut B,
+    ring: bool,
+    report: &mut ReplayReport,
+) -> Res<Option<(SegmentHeader, u64, bool)>, S>
+where
+    S: Storage,
+    B: Buffer,
+{
+    let Some((lo, hi, count)) = segment_span(st).map_err(Error::Storage)? else {
+        return Ok(None);
+    };
+    if count - 1 != hi - lo {
+        let mut missing = lo;
+        while missing <= hi && st.len(missing).is_ok() {
+            missing += 1;
+        }
+        return Err(Error::corrupt(missing, 0, Corruption::MissingSegment));
+    }
+    let mut first = segment::read_header(st, lo)?;
+    let mut lo = lo;
+    let mut torn_header = false;
+    let mut last_seg = hi;
+    // The highest segment may be a torn creation; every other header must be valid.
+    match segment::read_header(st, hi)? {
+        Some(_) => {}
+        None => {
+            if hi > lo && first.is_none() && !ring {
+                return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
+            }
+            segment::check_torn_header(st, buf, hi, true)?;
+            torn_header = true;
+            if hi == lo {
+                report.torn_at = Some(Location {
+                    segment: hi,
+                    offset: 0,
+                });
+                return Ok(None);
+            }
+            last_seg = hi - 1;
+        }
+    }
+    if ring && lo < last_seg && !oldest_is_sound(st, buf, first.as_ref(), lo)? {
+        // The overwrite of a full ring was cut while erasing its oldest segment.
+        report.dropped_oldest = true;
+        lo += 1;
+        first = segment::read_header(st, lo)?;
+    }
+    let Some(first) = first else {
+        return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
+    };
+    if first.kind != LogKind::Wal {
+        return Err(Error::corrupt(lo, 0, Corruption::ForeignSegment));
+    }
+    if first.segment != lo {
+        return Err(Error::corrupt(lo, 0, Corruption::SegmentNumberMismatch));
+    }
+    Ok(Some((first, last_seg, torn_header)))
 }
 
 /// Whether the oldest segment `lo` of a ring (not its final segment) has a valid header
