@@ -205,16 +205,27 @@ impl<E> WalWriter<E> {
     }
 
     /// Preallocates segments (default off): each segment created from now on is
-    /// zero-filled to the segment size limit and synced when it is created, so a later
-    /// [`flush_and_sync`](Self::flush_and_sync) is a data-only `fdatasync` that changes
-    /// neither the file's size nor its extents. Costs a write of the whole segment at
-    /// each rotation (inside the append that rotates, not in later barriers) and, on
-    /// open, a read of the zeros after the last entry of the final segment. The segment
-    /// the writer resumes keeps its size. See `docs/design.md` (Preallocated segments).
+    /// zero-filled to the segment size limit and synced before its first byte is
+    /// written, so a later [`flush_and_sync`](Self::flush_and_sync) is a data-only
+    /// `fdatasync` that changes neither the file's size nor its extents. The zero-fill
+    /// runs ahead of use: while a segment is being appended, a background thread fills
+    /// the next one's file under a non-segment name, and the append that rotates only
+    /// renames it (waiting for it if it is not finished yet). Costs a write of the whole
+    /// segment per rotation, one spare segment file on disk, and, on open, a read of the
+    /// zeros after the last entry of the final segment. The segment the writer resumes
+    /// keeps its size. See `docs/design.md` (Preallocated segments).
     pub fn set_preallocate(&mut self, on: bool) {
         self.preallocate = on;
         let bytes = if on { self.segment_limit } else { 0 };
         self.inner.storage().set_preallocate(bytes);
+    }
+
+    /// Whether preallocation fills the next segment on a background thread (`true`,
+    /// the default) or on the appending thread right after the previous segment is
+    /// created or first written (`false`: a reproducible order of operations, for
+    /// crash tests over a simulated directory).
+    pub fn set_background_preallocation(&mut self, on: bool) {
+        self.inner.storage().set_background_preparation(on);
     }
 
     /// When to flush automatically (default: [`FlushPolicy::Manual`]).

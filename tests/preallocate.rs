@@ -3,16 +3,27 @@
 //! data. Replay, resume, rotation and truncation must behave exactly as without it; the
 //! zeros after the data and any bytes in the preallocated space must never validate; a
 //! crash at any point keeps every acknowledged entry and invents none.
+//!
+//! The zero-fill runs ahead of use: the next segment's file is prepared under a name
+//! that is not a segment name and renamed when the segment is created.
 
 use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use durability::core::wal::WalConfig;
 use durability::core::Storage;
-use durability::storage::{CrashDirectory, DirStorage, FsDirectory, MemoryDirectory};
+use durability::storage::{
+    CrashDirectory, DirLock, DirStorage, FailingDirectory, FileHandle, FsDirectory, MemoryDirectory,
+};
 use durability::walog::{WalReader, WalWriter};
-use durability::{Directory, PersistenceError};
-use durability_std::crash::{Choice, CrashPlan, PendingKind};
+use durability::{Directory, PersistenceError, PersistenceResult};
+use durability_std::crash::{Choice, CrashPlan, Operation, PendingKind};
+use durability_std::failing::{FailKind, Op};
+
+/// Where the next segment is prepared (inside `wal/`).
+const PREPARED: &str = "wal/next-segment.prep";
 
 const LIMIT: u64 = 4096;
 
@@ -51,6 +62,7 @@ fn segment_lengths(dir: &Arc<dyn Directory>) -> Vec<(String, u64)> {
     names.sort();
     names
         .into_iter()
+        .filter(|n| DirStorage::segment_number(n).is_some())
         .map(|n| {
             let len = dir
                 .open_handle(&format!("wal/{n}"), false)
@@ -248,7 +260,7 @@ const CRASH_LIMIT: u64 = 300;
 const TRUNCATED_THROUGH: u64 = 4;
 const LOG_ID: u64 = 0x9E11_A10C_0000_0006;
 
-fn crash_writer(dir: &Arc<dyn Directory>, resume: bool) -> WalWriter<()> {
+fn crash_writer(dir: &Arc<dyn Directory>, resume: bool, background: bool) -> WalWriter<()> {
     let mut w = if resume {
         WalWriter::<()>::resume(dir.clone()).unwrap()
     } else {
@@ -256,13 +268,21 @@ fn crash_writer(dir: &Arc<dyn Directory>, resume: bool) -> WalWriter<()> {
     };
     w.set_segment_size_limit_bytes(CRASH_LIMIT);
     w.set_preallocate(true);
+    w.set_background_preallocation(background);
     w
 }
 
 /// Runs `steps` on `sim` from scratch; returns the model and `(calls done, acked id)`.
-fn run(sim: &CrashDirectory, steps: &[Step]) -> (Vec<Vec<u8>>, Vec<(usize, u64)>) {
+/// With `background`, the preparer's calls interleave with the writer's; an
+/// acknowledgement is stamped with the call count read after the sync returned, never
+/// earlier than the barrier that proved it.
+fn run(
+    sim: &CrashDirectory,
+    steps: &[Step],
+    background: bool,
+) -> (Vec<Vec<u8>>, Vec<(usize, u64)>) {
     let dir: Arc<dyn Directory> = Arc::new(sim.clone());
-    let mut w = crash_writer(&dir, false);
+    let mut w = crash_writer(&dir, false, background);
     let mut model: Vec<Vec<u8>> = Vec::new();
     let mut acks = Vec::new();
     for &s in steps {
@@ -280,7 +300,7 @@ fn run(sim: &CrashDirectory, steps: &[Step]) -> (Vec<Vec<u8>>, Vec<(usize, u64)>
             }
             Reopen => {
                 drop(w);
-                w = crash_writer(&dir, true);
+                w = crash_writer(&dir, true, background);
                 assert_eq!(w.next_entry_id().unwrap(), model.len() as u64 + 1);
             }
             Truncate(t) => {
@@ -354,6 +374,17 @@ fn check(post: &CrashDirectory, model: &[Vec<u8>], acked: u64) -> Result<(), Str
 
 #[test]
 fn crash_at_every_point_keeps_acknowledged_entries_and_invents_none() {
+    explore_crashes(false);
+}
+
+/// The same with the real default, the background preparer: the calls interleave
+/// differently from run to run, every state reached must still hold.
+#[test]
+fn crash_at_every_point_with_the_background_preparer() {
+    explore_crashes(true);
+}
+
+fn explore_crashes(background: bool) {
     let workload = [
         Append(40),
         Append(90),
@@ -378,7 +409,7 @@ fn crash_at_every_point_keeps_acknowledged_entries_and_invents_none() {
         Flush,
     ];
     let sim = CrashDirectory::new();
-    let (model, acks) = run(&sim, &workload);
+    let (model, acks) = run(&sim, &workload, background);
     let mut seen = HashSet::new();
     let mut states = 0u64;
     for (k, at) in sim.snapshots().enumerate() {
@@ -421,8 +452,266 @@ fn crash_at_every_point_keeps_acknowledged_entries_and_invents_none() {
         }
     }
     println!(
-        "preallocate crash states: {states} over {} crash points",
+        "preallocate crash states (background preparer: {background}): {states} over {} crash points",
         sim.op_count() + 1
     );
+    // The rotations used prepared files: they were renamed into place.
+    assert!(
+        sim.ops()
+            .iter()
+            .any(|r| matches!(&r.op, Operation::Rename { from, .. } if from == PREPARED)),
+        "no prepared file was renamed into place"
+    );
     assert!(states > 200, "explored only {states} states");
+}
+
+// --- preparation ahead of use -------------------------------------------------------
+
+fn prepared_storage(dir: &Arc<dyn Directory>, bytes: u64, background: bool) -> DirStorage {
+    let mut st = DirStorage::segments(dir.clone(), "wal");
+    st.set_preallocate(bytes);
+    st.set_background_preparation(background);
+    st
+}
+
+fn listed(st: &mut DirStorage) -> Vec<u64> {
+    let mut v = Vec::new();
+    st.list(&mut |n| v.push(n)).unwrap();
+    v.sort();
+    v
+}
+
+fn all_zero(st: &mut DirStorage, segment: u64, len: u64) -> bool {
+    let mut buf = vec![0xFFu8; len as usize];
+    st.read(segment, 0, &mut buf).unwrap() == len as usize && buf.iter().all(|&b| b == 0)
+}
+
+#[test]
+fn the_next_segment_is_prepared_under_a_name_list_ignores_and_renamed_into_place() {
+    let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
+    let mut st = prepared_storage(&dir, 2048, false);
+    st.create(1).unwrap();
+    // Prepared right after segment 1 was created, not a segment.
+    assert!(dir.exists(PREPARED));
+    assert_eq!(
+        dir.open_handle(PREPARED, false).unwrap().len().unwrap(),
+        2048
+    );
+    assert_eq!(listed(&mut st), vec![1]);
+    st.write(1, 0, &[7; 100]).unwrap();
+    st.sync(1).unwrap();
+
+    st.create(2).unwrap();
+    assert_eq!(listed(&mut st), vec![1, 2]);
+    assert_eq!(st.len(2).unwrap(), 2048);
+    assert!(all_zero(&mut st, 2, 2048));
+    // The file was taken over and a new one prepared for segment 3.
+    assert!(dir.exists(PREPARED));
+    assert_eq!(st.failed_preparations(), 0);
+    // Segment 1 is untouched.
+    let mut one = [0u8; 100];
+    st.read(1, 0, &mut one).unwrap();
+    assert_eq!(one, [7; 100]);
+}
+
+#[test]
+fn the_background_preparer_is_joined_and_its_unused_file_deleted_on_drop() {
+    for rotate in [false, true] {
+        let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
+        let mut st = prepared_storage(&dir, 1 << 20, true);
+        st.create(1).unwrap();
+        if rotate {
+            st.create(2).unwrap();
+            assert!(all_zero(&mut st, 2, 1 << 20));
+        }
+        drop(st);
+        assert!(!dir.exists(PREPARED), "rotate {rotate}");
+        let mut names = dir.list_dir("wal").unwrap();
+        names.sort();
+        let expect: Vec<String> = (1..=1 + rotate as u64).map(seg_name).collect();
+        assert_eq!(names, expect);
+    }
+}
+
+#[test]
+fn a_leftover_prepared_file_is_never_used_as_it_is() {
+    let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
+    dir.create_dir_all("wal").unwrap();
+    // A crash's leftover: the right size, not zeros.
+    let mut h = dir.open_handle(PREPARED, true).unwrap();
+    h.write_at(0, &[0xA5; 2048]).unwrap();
+    drop(h);
+    let mut st = prepared_storage(&dir, 2048, false);
+    st.create(1).unwrap();
+    assert!(all_zero(&mut st, 1, 2048));
+    st.create(2).unwrap();
+    assert!(all_zero(&mut st, 2, 2048));
+}
+
+#[test]
+fn a_storage_resuming_a_segment_prepares_the_next_on_its_first_write() {
+    let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
+    {
+        let mut st = DirStorage::segments(dir.clone(), "wal");
+        st.create(1).unwrap();
+        st.write(1, 0, &[1; 10]).unwrap();
+        st.sync(1).unwrap();
+    }
+    let mut st = prepared_storage(&dir, 4096, false);
+    assert_eq!(listed(&mut st), vec![1]);
+    assert!(!dir.exists(PREPARED), "reading or listing prepares nothing");
+    st.write(1, 10, &[2; 10]).unwrap();
+    assert!(dir.exists(PREPARED));
+    st.create(2).unwrap();
+    assert_eq!(st.len(2).unwrap(), 4096);
+    assert!(all_zero(&mut st, 2, 4096));
+}
+
+#[test]
+fn a_recreated_segment_name_is_zero_filled_in_place_not_replaced_by_a_rename() {
+    let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
+    let mut st = prepared_storage(&dir, 2048, false);
+    st.create(7).unwrap();
+    st.write(7, 0, &[0x5A; 3000]).unwrap();
+    st.sync(7).unwrap();
+    st.create(7).unwrap();
+    assert_eq!(st.len(7).unwrap(), 2048);
+    assert!(
+        all_zero(&mut st, 7, 2048),
+        "stale bytes survived re-creation"
+    );
+}
+
+#[test]
+fn a_failed_preparation_is_counted_and_the_segment_zero_filled_in_place() {
+    let fail = FailingDirectory::new(Arc::new(MemoryDirectory::new()));
+    let dir: Arc<dyn Directory> = Arc::new(fail.clone());
+    let mut st = prepared_storage(&dir, 2048, false);
+    // Sync 1: segment 1's zero-fill; sync 2: the preparation of segment 2's file.
+    fail.fail_nth(Op::Sync, 2, FailKind::Other);
+    st.create(1).unwrap();
+    assert_eq!(st.failed_preparations(), 0, "counted when it is needed");
+    st.create(2).unwrap();
+    assert_eq!(st.failed_preparations(), 1);
+    assert!(st.last_preparation_error().is_some());
+    assert_eq!(st.len(2).unwrap(), 2048);
+    assert!(all_zero(&mut st, 2, 2048));
+    st.write(2, 0, &[3; 64]).unwrap();
+    st.sync(2).unwrap();
+    // The one prepared after segment 2 worked and is used.
+    st.create(3).unwrap();
+    assert_eq!(st.failed_preparations(), 1);
+}
+
+#[test]
+fn when_the_fallback_zero_fill_fails_too_create_reports_it() {
+    let fail = FailingDirectory::new(Arc::new(MemoryDirectory::new()));
+    let dir: Arc<dyn Directory> = Arc::new(fail.clone());
+    let mut st = prepared_storage(&dir, 2048, false);
+    st.create(1).unwrap();
+    fail.fail_all(Op::Sync);
+    // The prepared file was complete before the failures began: it is used.
+    st.create(2).unwrap();
+    // The next preparation (after segment 2) failed; so does the fallback.
+    assert!(st.create(3).is_err());
+    assert_eq!(st.failed_preparations(), 1);
+}
+
+#[test]
+fn rotation_makes_the_renamed_name_durable_before_the_first_acknowledgement() {
+    let sim = CrashDirectory::new();
+    let dir: Arc<dyn Directory> = Arc::new(sim.clone());
+    let mut st = prepared_storage(&dir, 1024, false);
+    st.create(1).unwrap();
+    st.write(1, 0, &[1; 50]).unwrap();
+    st.sync(1).unwrap();
+    st.create(2).unwrap();
+    st.write(2, 0, &[2; 50]).unwrap();
+    st.sync(2).unwrap();
+    let now = sim.snapshot_at(sim.op_count());
+    let mut plans = now.crash_plans();
+    plans.extend((0..64).map(|s| now.random_plan(s)));
+    for plan in plans {
+        let files = now.crash_with_plan(&plan).files();
+        let two = files
+            .get(&format!("wal/{}", seg_name(2)))
+            .unwrap_or_else(|| panic!("segment 2 lost after its sync: {plan:?}"));
+        assert_eq!(two.len(), 1024);
+        assert_eq!(&two[..50], &[2; 50]);
+        assert!(two[50..].iter().all(|&b| b == 0));
+    }
+}
+
+/// A directory whose prepared files can never be created: the writer does not notice
+/// (each rotation zero-fills in place).
+struct NoPrepare(Arc<dyn Directory>);
+
+impl Directory for NoPrepare {
+    fn create_file(&self, path: &str) -> PersistenceResult<Box<dyn Write + Send>> {
+        self.0.create_file(path)
+    }
+    fn open_file(&self, path: &str) -> PersistenceResult<Box<dyn Read + Send>> {
+        self.0.open_file(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.0.exists(path)
+    }
+    fn delete(&self, path: &str) -> PersistenceResult<()> {
+        self.0.delete(path)
+    }
+    fn atomic_rename(&self, from: &str, to: &str) -> PersistenceResult<()> {
+        self.0.atomic_rename(from, to)
+    }
+    fn create_dir_all(&self, path: &str) -> PersistenceResult<()> {
+        self.0.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &str) -> PersistenceResult<Vec<String>> {
+        self.0.list_dir(path)
+    }
+    fn append_file(&self, path: &str) -> PersistenceResult<Box<dyn Write + Send>> {
+        self.0.append_file(path)
+    }
+    fn atomic_write(&self, path: &str, data: &[u8]) -> PersistenceResult<()> {
+        self.0.atomic_write(path, data)
+    }
+    fn file_path(&self, path: &str) -> Option<PathBuf> {
+        self.0.file_path(path)
+    }
+    fn open_handle(&self, path: &str, create: bool) -> PersistenceResult<Box<dyn FileHandle>> {
+        if path.ends_with(".prep") {
+            return Err(PersistenceError::Io(std::io::Error::other("no space")));
+        }
+        self.0.open_handle(path, create)
+    }
+    fn sync_file(&self, path: &str) -> PersistenceResult<()> {
+        self.0.sync_file(path)
+    }
+    fn sync_dir(&self, path: &str) -> PersistenceResult<()> {
+        self.0.sync_dir(path)
+    }
+    fn lock_exclusive(&self, name: &str) -> PersistenceResult<Option<DirLock>> {
+        self.0.lock_exclusive(name)
+    }
+}
+
+#[test]
+fn a_writer_whose_background_preparations_all_fail_keeps_working() {
+    let mem: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
+    let dir: Arc<dyn Directory> = Arc::new(NoPrepare(mem.clone()));
+    let mut w = writer(&dir, 1024);
+    for id in 1..=60u64 {
+        assert_eq!(w.append_bytes(&payload(id, 100)).unwrap(), id);
+        w.flush_and_sync().unwrap();
+    }
+    drop(w);
+    let lens = segment_lengths(&mem);
+    assert!(lens.len() > 4, "expected rotation: {lens:?}");
+    assert!(lens.iter().all(|(_, l)| *l == 1024), "{lens:?}");
+    assert!(!mem.exists(PREPARED));
+    let recs = replay(&dir);
+    assert_eq!(recs.len(), 60);
+    for (i, (id, b)) in recs.iter().enumerate() {
+        assert_eq!(*id, i as u64 + 1);
+        assert_eq!(*b, payload(*id, 100));
+    }
 }

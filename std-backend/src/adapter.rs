@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use durability_core::storage::write_is_aligned;
 use durability_core::{ErrorType, Storage};
@@ -25,6 +27,39 @@ const SEGMENT_SUFFIX: &str = ".seg";
 
 /// Bytes of zeros handed to the directory per write while preallocating a segment.
 const ZERO_CHUNK: usize = 1 << 20;
+
+/// Name (in the segments' directory) of the file zero-filled ahead of use. Not a
+/// segment name, so [`Storage::list`] never sees it; one fixed name, so a leftover of a
+/// crash is simply overwritten by the next preparation.
+const PREPARED_NAME: &str = "next-segment.prep";
+
+/// A file being zero-filled ahead of use under [`PREPARED_NAME`].
+struct Preparation {
+    /// The size it is filled to.
+    len: u64,
+    state: PrepState,
+    /// Asks a background preparer to stop early (the storage is being dropped).
+    cancel: Arc<AtomicBool>,
+}
+
+enum PrepState {
+    Running(JoinHandle<PersistenceResult<()>>),
+    Done(PersistenceResult<()>),
+}
+
+impl Preparation {
+    /// Waits for the preparer; `Ok` once the file holds `len` durable zeros.
+    fn finish(self) -> PersistenceResult<()> {
+        match self.state {
+            PrepState::Done(r) => r,
+            PrepState::Running(t) => t.join().unwrap_or_else(|_| {
+                Err(PersistenceError::InvalidState(
+                    "the segment preparer thread panicked".to_string(),
+                ))
+            }),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Layout {
@@ -65,6 +100,25 @@ enum Layout {
 /// preallocated space, and ext4 has no unwritten extents left to convert (itself a
 /// metadata change) on the first write of each block.
 ///
+/// ## Ahead of use
+///
+/// The zero-fill does not run inside the append that rotates: when a segment is created
+/// (or first written after the storage opened an existing one), the next segment's
+/// file is prepared under a name that is not a segment name (`next-segment.prep`,
+/// ignored by [`Storage::list`]): created empty, zero-filled to the size and synced, by
+/// a background thread (or, with
+/// [`set_background_preparation(false)`](DirStorage::set_background_preparation),
+/// right there, for reproducible tests). [`Storage::create`] then waits for it if it
+/// is still running and renames it to the segment's name; the segment's first
+/// [`Storage::sync`] syncs the directory, so the name is durable before anything in
+/// the segment is acknowledged. Only a file this storage prepared itself is used,
+/// never a leftover found on disk (a crash may leave one; the next preparation
+/// overwrites it). If the preparation failed, or the size changed, or the segment's
+/// name already exists, `create` zero-fills in place as before and reports any error
+/// of that; a failed preparation is counted in
+/// [`failed_preparations`](DirStorage::failed_preparations). Dropping the storage
+/// stops and joins the preparer and deletes an unused prepared file.
+///
 /// # Handles
 ///
 /// Open handles of the most recently used segments are cached, so appends and reads
@@ -86,6 +140,14 @@ pub struct DirStorage {
     inherited_names_synced: bool,
     /// Size new segments are zero-filled to at creation; 0: no preallocation.
     preallocate: u64,
+    /// Whether the next segment is prepared on a background thread (else inline).
+    background: bool,
+    /// The next segment's file, prepared ahead of use.
+    prepared: Option<Preparation>,
+    /// Preparations that failed (their segments were zero-filled in place instead).
+    failed_preparations: u64,
+    /// The error of the most recent failed preparation.
+    last_preparation_error: Option<PersistenceError>,
 }
 
 impl DirStorage {
@@ -121,15 +183,95 @@ impl DirStorage {
             dirty_dirs: BTreeSet::new(),
             inherited_names_synced: false,
             preallocate: 0,
+            background: true,
+            prepared: None,
+            failed_preparations: 0,
+            last_preparation_error: None,
         }
     }
 
     /// Zero-fills every segment created from now on to `bytes` (and syncs it) before
     /// its first byte is written; `0` turns preallocation off. Only the
     /// [`segments`](DirStorage::segments) layout preallocates: the record log's single
-    /// file keeps its length as its end. See the type docs.
+    /// file keeps its length as its end. The zero-fill runs ahead of use, on a
+    /// background thread by default. See the type docs.
     pub fn set_preallocate(&mut self, bytes: u64) {
         self.preallocate = bytes;
+    }
+
+    /// Whether the next segment is zero-filled on a background thread (`true`, the
+    /// default) or synchronously, right after the previous segment is created or first
+    /// written (`false`: the same work on the caller's thread, in a reproducible order
+    /// of operations, as crash tests over a simulated directory need).
+    pub fn set_background_preparation(&mut self, on: bool) {
+        self.background = on;
+    }
+
+    /// How many ahead-of-use preparations failed (each such segment was zero-filled in
+    /// place by [`Storage::create`] instead, which reported its own errors).
+    pub fn failed_preparations(&self) -> u64 {
+        self.failed_preparations
+    }
+
+    /// The error of the most recent failed preparation, if any.
+    pub fn last_preparation_error(&self) -> Option<&PersistenceError> {
+        self.last_preparation_error.as_ref()
+    }
+
+    /// Whether segments of this storage are preallocated.
+    fn preallocating(&self) -> bool {
+        self.preallocate > 0 && matches!(self.layout, Layout::Segments { .. })
+    }
+
+    /// The path of the file prepared ahead of use.
+    fn prepared_path(&self) -> String {
+        match self.parent() {
+            "" => PREPARED_NAME.to_string(),
+            p => format!("{p}/{PREPARED_NAME}"),
+        }
+    }
+
+    /// Starts preparing the next segment's file, unless one is under way or ready.
+    fn prepare_next(&mut self) {
+        if self.prepared.is_some() || !self.preallocating() {
+            return;
+        }
+        let (dir, path, len) = (self.dir.clone(), self.prepared_path(), self.preallocate);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let state = if self.background {
+            let stop = cancel.clone();
+            match std::thread::Builder::new()
+                .name("durability-prealloc".to_string())
+                .spawn(move || prepare(dir.as_ref(), &path, len, &stop))
+            {
+                Ok(t) => PrepState::Running(t),
+                Err(e) => PrepState::Done(Err(PersistenceError::Io(e))),
+            }
+        } else {
+            PrepState::Done(prepare(dir.as_ref(), &path, len, &cancel))
+        };
+        self.prepared = Some(Preparation { len, state, cancel });
+    }
+
+    /// Moves the prepared file to `path` (segment `segment`) if it is ready, durable
+    /// and of the right size, and the segment name is free. `Ok(false)`: not used.
+    fn take_prepared(&mut self, path: &str) -> PersistenceResult<bool> {
+        let Some(p) = self.prepared.take() else {
+            return Ok(false);
+        };
+        let len = p.len;
+        if let Err(e) = p.finish() {
+            self.failed_preparations += 1;
+            self.last_preparation_error = Some(e);
+            return Ok(false);
+        }
+        // A re-created segment number is overwritten in place, so that its old
+        // content is gone durably with the zero-fill's barrier, as without preparation.
+        if len != self.preallocate || self.dir.exists(path) {
+            return Ok(false);
+        }
+        self.dir.atomic_rename(&self.prepared_path(), path)?;
+        Ok(true)
     }
 
     /// The preallocation size of new segments (0 = off).
@@ -211,16 +353,47 @@ impl DirStorage {
 }
 
 /// Writes zeros over `0..len` of an empty file and makes them durable (the name is
-/// made durable by the segment's first [`Storage::sync`]).
-fn zero_fill(h: &mut dyn FileHandle, len: u64) -> PersistenceResult<()> {
+/// made durable by the segment's first [`Storage::sync`]). Stops with an error when
+/// `cancel` is set.
+fn zero_fill(h: &mut dyn FileHandle, len: u64, cancel: &AtomicBool) -> PersistenceResult<()> {
     let zeros = vec![0u8; (len.min(ZERO_CHUNK as u64)) as usize];
     let mut at = 0u64;
     while at < len {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PersistenceError::InvalidState(
+                "segment preparation cancelled".to_string(),
+            ));
+        }
         let n = (len - at).min(zeros.len() as u64) as usize;
         h.write_at(at, &zeros[..n])?;
         at += n as u64;
     }
     h.sync_data()
+}
+
+/// Creates (or empties) the file at `path` and fills it with `len` durable zeros.
+fn prepare(
+    dir: &dyn Directory,
+    path: &str,
+    len: u64,
+    cancel: &AtomicBool,
+) -> PersistenceResult<()> {
+    let mut h = dir.open_handle(path, true)?;
+    h.set_len(0)?;
+    zero_fill(h.as_mut(), len, cancel)
+}
+
+impl Drop for DirStorage {
+    fn drop(&mut self) {
+        // No preparer outlives the storage (a later writer may prepare the same name).
+        if let Some(p) = self.prepared.take() {
+            p.cancel.store(true, Ordering::Relaxed);
+            let _ = p.finish();
+            // Not a segment name and never synced: leaving it would be harmless, but
+            // it holds a whole segment's worth of space.
+            let _ = self.dir.delete(&self.prepared_path());
+        }
+    }
 }
 
 impl fmt::Debug for DirStorage {
@@ -234,6 +407,9 @@ impl fmt::Debug for DirStorage {
             .field("unnamed", &self.unnamed)
             .field("dirty_dirs", &self.dirty_dirs)
             .field("preallocate", &self.preallocate)
+            .field("background", &self.background)
+            .field("prepared", &self.prepared.as_ref().map(|p| p.len))
+            .field("failed_preparations", &self.failed_preparations)
             .finish_non_exhaustive()
     }
 }
@@ -282,13 +458,22 @@ impl Storage for DirStorage {
         }
         self.dir.create_dir_all(&parent)?;
         self.dirty_dirs.insert(parent);
-        let mut h = self.dir.open_handle(&path, true)?;
-        self.unnamed.insert(segment);
-        h.set_len(0)?;
-        if self.preallocate > 0 && matches!(self.layout, Layout::Segments { .. }) {
-            zero_fill(h.as_mut(), self.preallocate)?;
+        if self.preallocating() && self.take_prepared(&path)? {
+            // The prepared file holds only durable zeros; its new name becomes durable
+            // with the segment's first sync, like a created one.
+            let h = self.dir.open_handle(&path, false)?;
+            self.unnamed.insert(segment);
+            self.put_handle(segment, h);
+        } else {
+            let mut h = self.dir.open_handle(&path, true)?;
+            self.unnamed.insert(segment);
+            h.set_len(0)?;
+            if self.preallocating() {
+                zero_fill(h.as_mut(), self.preallocate, &AtomicBool::new(false))?;
+            }
+            self.put_handle(segment, h);
         }
-        self.put_handle(segment, h);
+        self.prepare_next();
         Ok(())
     }
 
@@ -306,6 +491,10 @@ impl Storage for DirStorage {
                 "misaligned write of {} bytes at offset {offset} to segment {segment}",
                 data.len()
             )));
+        }
+        if self.prepared.is_none() && self.preallocating() {
+            // A storage that resumed an existing segment prepares its successor too.
+            self.prepare_next();
         }
         self.handle(segment)?.write_at(offset, data)
     }
