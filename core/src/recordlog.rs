@@ -57,9 +57,9 @@ impl<S: Storage, B: Buffer> RecordLogReader<S, B> {
                 let end =
                     segment::scan(&mut self.st, &mut self.buf, &h, Bound::Open, 0, |i, p| {
                         report.records += 1;
+                        report.payload_bytes += p.len() as u64;
                         f(i, p)
                     })?;
-                report.payload_bytes = end.payload_bytes;
                 (end.tail == Tail::Torn).then_some(end.end)
             }
         };

@@ -65,8 +65,6 @@ pub(crate) struct SegmentEnd {
     pub tail: Tail,
     /// Entry id the next entry frame would carry.
     pub next_id: u64,
-    /// Bytes of entry payload delivered.
-    pub payload_bytes: u64,
 }
 
 /// A read window over one segment, kept in the caller's buffer.
@@ -289,18 +287,13 @@ where
         Bound::Sealed(e) => e,
         Bound::Open => w.extent,
     };
+    let sealed = matches!(bound, Bound::Sealed(_));
     let mut pos = hdr.data_start();
     let mut id = hdr.first_id;
-    let mut payload_bytes = 0u64;
-    let done = |end: u64, tail: Tail, next_id: u64, payload_bytes: u64| SegmentEnd {
-        end,
-        tail,
-        next_id,
-        payload_bytes,
-    };
+    let done = |end: u64, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
     loop {
-        if pos == limit && matches!(bound, Bound::Sealed(_)) {
-            return Ok(done(pos, Tail::Clean, id, payload_bytes));
+        if pos == limit && sealed {
+            return Ok(done(pos, Tail::Clean, id));
         }
         let header = match w.get(pos, frame_header::HEADER_LEN)? {
             Some(b) => b.first_chunk().and_then(FrameHeader::parse),
@@ -328,7 +321,6 @@ where
                     let ok = h.verify(&seal, frame_id, payload);
                     if ok && entry && id >= deliver_from {
                         on_entry(id, payload)?;
-                        payload_bytes += h.len as u64;
                     } else if ok && !entry {
                         let sound = payload
                             .first_chunk()
@@ -354,7 +346,7 @@ where
             Some(h) => pos += h.frame_len(align),
             None => {
                 // The first undecodable frame: decide what it is.
-                if matches!(bound, Bound::Sealed(_)) {
+                if sealed {
                     return Err(Error::corrupt(
                         seg,
                         pos,
@@ -362,7 +354,7 @@ where
                     ));
                 }
                 if w.rest_is(pos, unwritten)? {
-                    return Ok(done(pos, Tail::Clean, id, payload_bytes));
+                    return Ok(done(pos, Tail::Clean, id));
                 }
                 // Ordered media carry no sync markers (the core writes none there), and
                 // `frame_beyond` finds any valid frame after the damage, markers included.
@@ -376,10 +368,10 @@ where
                         Corruption::BadFrameBeforeValidFrame,
                     ));
                 }
-                return Ok(done(pos, Tail::Torn, id, payload_bytes));
+                return Ok(done(pos, Tail::Torn, id));
             }
         }
-        if matches!(bound, Bound::Sealed(e) if pos > e) {
+        if sealed && pos > limit {
             return Err(Error::corrupt(seg, pos, Corruption::SealMismatch));
         }
     }

@@ -186,10 +186,10 @@ where
         };
         let end = segment::scan(st, buf, &cur, bound, from_id, |id, payload| {
             report.entries += 1;
+            report.payload_bytes += payload.len() as u64;
             on_entry(id, payload)
         })?;
         report.segments += 1;
-        report.payload_bytes += end.payload_bytes;
         next_id = end.next_id;
         match succ {
             Some(s) => cur = s,
