@@ -80,12 +80,13 @@ pub enum CheckpointError {
     Version(u8),
     /// The length field exceeds [`MAX_CHECKPOINT_LEN`].
     TooLarge(u32),
-    /// Fewer payload bytes than the length field says.
+    /// Fewer payload bytes than the length field says. (`u32`: both are below
+    /// [`MAX_CHECKPOINT_LEN`], which keeps the core's `Error` small.)
     Truncated {
         /// Bytes the header announces.
-        expected: u64,
+        expected: u32,
         /// Bytes present.
-        actual: u64,
+        actual: u32,
     },
     /// Bytes after the payload.
     Trailing(u64),
@@ -240,8 +241,8 @@ pub fn decode(bytes: &[u8]) -> Result<(CheckpointHeader, &[u8]), CheckpointError
     let len = h.len as usize;
     if body.len() < len {
         return Err(CheckpointError::Truncated {
-            expected: len as u64,
-            actual: body.len() as u64,
+            expected: h.len,
+            actual: body.len() as u32,
         });
     }
     if body.len() > len {
@@ -393,8 +394,9 @@ impl<S: Storage> CheckpointStore<S> {
         let end = (field::HEADER_LEN + len) as u64;
         if end > extent {
             return Ok(Err(CheckpointError::Truncated {
-                expected: len as u64,
-                actual: extent.saturating_sub(field::HEADER_LEN as u64),
+                expected: h.len,
+                // Below `expected` here, so it fits.
+                actual: extent.saturating_sub(field::HEADER_LEN as u64) as u32,
             }));
         }
         // A payload too large for the buffer is verified by streaming; only a
@@ -408,8 +410,8 @@ impl<S: Storage> CheckpointStore<S> {
                 .map_err(Error::Storage)?;
             if got < len {
                 Err(CheckpointError::Truncated {
-                    expected: len as u64,
-                    actual: got as u64,
+                    expected: h.len,
+                    actual: got as u32,
                 })
             } else {
                 h.verify(&buf.bytes()[..len])
@@ -518,8 +520,8 @@ impl<S: Storage> CheckpointStore<S> {
         })?;
         if read < h.len as u64 {
             return Ok(Err(CheckpointError::Truncated {
-                expected: h.len as u64,
-                actual: read,
+                expected: h.len,
+                actual: read as u32,
             }));
         }
         let actual = crc.finalize();

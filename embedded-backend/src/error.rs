@@ -20,7 +20,8 @@ pub enum GeometryError {
     StartMisaligned,
     /// The partition runs past the flash's capacity or past the 32-bit address space.
     OutOfRange,
-    /// The partition has no unit, or more than the map's capacity `N`.
+    /// The partition has no unit, more than the map's capacity `N`, or more than
+    /// 65,535 (unit indices are `u16`, which keeps errors small).
     UnitCount,
 }
 
@@ -38,7 +39,9 @@ impl GeometryError {
             GeometryError::OutOfRange => {
                 "partition runs past the flash capacity or 32-bit addresses"
             }
-            GeometryError::UnitCount => "partition unit count is 0 or exceeds the map capacity N",
+            GeometryError::UnitCount => {
+                "partition unit count is 0 or exceeds the map capacity N or 65535"
+            }
         }
     }
 }
@@ -78,15 +81,15 @@ pub enum FlashError<E> {
         /// The segment number claimed twice.
         segment: u64,
         /// The lower unit index claiming it.
-        first_unit: usize,
+        first_unit: u16,
         /// The higher unit index claiming it.
-        second_unit: usize,
+        second_unit: u16,
     },
     /// Mount: a unit holds a valid header of a format version this build does not read.
     /// Nothing was erased.
     UnsupportedVersion {
         /// The unit index.
-        unit: usize,
+        unit: u16,
         /// The version found.
         version: u8,
     },

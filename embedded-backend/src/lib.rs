@@ -165,7 +165,7 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     /// [crate docs](crate#mount)); writes and erases nothing.
     ///
     /// Errors: [`FlashError::BadGeometry`] for a bad partition (start not on a unit
-    /// boundary, out of range, `units` 0 or over `N`); [`FlashError::DuplicateSegment`]
+    /// boundary, out of range, `units` 0, over `N` or over 65,535); [`FlashError::DuplicateSegment`]
     /// and [`FlashError::UnsupportedVersion`] for a partition this backend did not
     /// produce; [`FlashError::Flash`] if a read fails.
     pub fn new(flash: F, start: u32, units: usize) -> Res<Self, F> {
@@ -209,7 +209,7 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
 
     fn unmounted(flash: F, start: u32, units: usize) -> Res<Self, F> {
         Self::GEOMETRY?;
-        if units == 0 || units > N {
+        if units == 0 || units > N || units > u16::MAX as usize {
             return Err(GeometryError::UnitCount.into());
         }
         if !(start as usize).is_multiple_of(F::ERASE_SIZE) {
@@ -243,10 +243,11 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
             match identify_segment(&raw[..IDENTIFY_LEN]) {
                 SegmentIdentity::Segment(segment) => {
                     if let Some(first_unit) = self.unit_of(segment) {
+                        // Both below `units`, which is at most `u16::MAX`.
                         return Err(FlashError::DuplicateSegment {
                             segment,
-                            first_unit,
-                            second_unit: unit,
+                            first_unit: first_unit as u16,
+                            second_unit: unit as u16,
                         });
                     }
                     self.map[unit] = Some(Slot { segment, end: None });
@@ -255,7 +256,10 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                     }
                 }
                 SegmentIdentity::UnsupportedVersion(version) => {
-                    return Err(FlashError::UnsupportedVersion { unit, version });
+                    return Err(FlashError::UnsupportedVersion {
+                        unit: unit as u16,
+                        version,
+                    });
                 }
                 SegmentIdentity::Unknown => {}
             }
