@@ -208,9 +208,10 @@ impl<E> WalWriter<E> {
     /// zero-filled to the segment size limit and synced before its first byte is
     /// written, so a later [`flush_and_sync`](Self::flush_and_sync) is a data-only
     /// `fdatasync` that changes neither the file's size nor its extents. The zero-fill
-    /// runs ahead of use: while a segment is being appended, a background thread fills
-    /// the next one's file under a non-segment name, and the append that rotates only
-    /// renames it (waiting for it if it is not finished yet). Costs a write of the whole
+    /// runs ahead of use: once a segment's first barrier has made its name durable, a
+    /// background thread fills the next one's file under a non-segment name, and the
+    /// append that rotates only renames it (waiting for it if it is not finished yet;
+    /// a writer that never syncs between rotations gets no head start). Costs a write of the whole
     /// segment per rotation, one spare segment file on disk, and, on open, a read of the
     /// zeros after the last entry of the final segment. The segment the writer resumes
     /// keeps its size. See `docs/design.md` (Preallocated segments).
@@ -221,9 +222,9 @@ impl<E> WalWriter<E> {
     }
 
     /// Whether preallocation fills the next segment on a background thread (`true`,
-    /// the default) or on the appending thread right after the previous segment is
-    /// created or first written (`false`: a reproducible order of operations, for
-    /// crash tests over a simulated directory).
+    /// the default) or on the appending thread, inside the barrier that would start the
+    /// thread (`false`: a reproducible order of operations, for crash tests over a
+    /// simulated directory).
     pub fn set_background_preallocation(&mut self, on: bool) {
         self.inner.storage().set_background_preparation(on);
     }

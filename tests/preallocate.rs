@@ -491,22 +491,29 @@ fn the_next_segment_is_prepared_under_a_name_list_ignores_and_renamed_into_place
     let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
     let mut st = prepared_storage(&dir, 2048, false);
     st.create(1).unwrap();
-    // Prepared right after segment 1 was created, not a segment.
+    st.write(1, 0, &[7; 100]).unwrap();
+    // Not before segment 1's name is durable (its first barrier).
+    assert!(!dir.exists(PREPARED));
+    st.sync(1).unwrap();
+    // Prepared right after that barrier, not a segment.
     assert!(dir.exists(PREPARED));
     assert_eq!(
         dir.open_handle(PREPARED, false).unwrap().len().unwrap(),
         2048
     );
     assert_eq!(listed(&mut st), vec![1]);
-    st.write(1, 0, &[7; 100]).unwrap();
-    st.sync(1).unwrap();
 
     st.create(2).unwrap();
     assert_eq!(listed(&mut st), vec![1, 2]);
     assert_eq!(st.len(2).unwrap(), 2048);
     assert!(all_zero(&mut st, 2, 2048));
-    // The file was taken over and a new one prepared for segment 3.
+    // The file was taken over; the next is prepared after segment 2's first barrier.
+    assert!(!dir.exists(PREPARED));
+    st.write(2, 0, &[8; 10]).unwrap();
+    st.sync(2).unwrap();
     assert!(dir.exists(PREPARED));
+    st.create(3).unwrap();
+    assert!(all_zero(&mut st, 3, 2048));
     assert_eq!(st.failed_preparations(), 0);
     // Segment 1 is untouched.
     let mut one = [0u8; 100];
@@ -520,6 +527,7 @@ fn the_background_preparer_is_joined_and_its_unused_file_deleted_on_drop() {
         let dir: Arc<dyn Directory> = Arc::new(MemoryDirectory::new());
         let mut st = prepared_storage(&dir, 1 << 20, true);
         st.create(1).unwrap();
+        st.sync(1).unwrap();
         if rotate {
             st.create(2).unwrap();
             assert!(all_zero(&mut st, 2, 1 << 20));
@@ -544,6 +552,7 @@ fn a_leftover_prepared_file_is_never_used_as_it_is() {
     let mut st = prepared_storage(&dir, 2048, false);
     st.create(1).unwrap();
     assert!(all_zero(&mut st, 1, 2048));
+    st.sync(1).unwrap();
     st.create(2).unwrap();
     assert!(all_zero(&mut st, 2, 2048));
 }
@@ -574,6 +583,7 @@ fn a_recreated_segment_name_is_zero_filled_in_place_not_replaced_by_a_rename() {
     st.create(7).unwrap();
     st.write(7, 0, &[0x5A; 3000]).unwrap();
     st.sync(7).unwrap();
+    assert!(dir.exists(PREPARED));
     st.create(7).unwrap();
     assert_eq!(st.len(7).unwrap(), 2048);
     assert!(
@@ -587,9 +597,11 @@ fn a_failed_preparation_is_counted_and_the_segment_zero_filled_in_place() {
     let fail = FailingDirectory::new(Arc::new(MemoryDirectory::new()));
     let dir: Arc<dyn Directory> = Arc::new(fail.clone());
     let mut st = prepared_storage(&dir, 2048, false);
-    // Sync 1: segment 1's zero-fill; sync 2: the preparation of segment 2's file.
-    fail.fail_nth(Op::Sync, 2, FailKind::Other);
+    // Sync 1: segment 1's zero-fill; 2: its first barrier; 3: the preparation of
+    // segment 2's file, which that barrier started.
+    fail.fail_nth(Op::Sync, 3, FailKind::Other);
     st.create(1).unwrap();
+    st.sync(1).unwrap();
     assert_eq!(st.failed_preparations(), 0, "counted when it is needed");
     st.create(2).unwrap();
     assert_eq!(st.failed_preparations(), 1);
@@ -609,11 +621,10 @@ fn when_the_fallback_zero_fill_fails_too_create_reports_it() {
     let dir: Arc<dyn Directory> = Arc::new(fail.clone());
     let mut st = prepared_storage(&dir, 2048, false);
     st.create(1).unwrap();
-    fail.fail_all(Op::Sync);
-    // The prepared file was complete before the failures began: it is used.
-    st.create(2).unwrap();
-    // The next preparation (after segment 2) failed; so does the fallback.
-    assert!(st.create(3).is_err());
+    // Every file creation fails from now on: the preparation, then the fallback.
+    fail.fail_all(Op::Create);
+    st.sync(1).unwrap();
+    assert!(st.create(2).is_err());
     assert_eq!(st.failed_preparations(), 1);
 }
 

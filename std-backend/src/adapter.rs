@@ -102,9 +102,9 @@ enum Layout {
 ///
 /// ## Ahead of use
 ///
-/// The zero-fill does not run inside the append that rotates: when a segment is created
-/// (or first written after the storage opened an existing one), the next segment's
-/// file is prepared under a name that is not a segment name (`next-segment.prep`,
+/// The zero-fill does not run inside the append that rotates: after a successful
+/// [`Storage::sync`] (so once a new segment's name is durable; also at the first write
+/// of a storage that opened an existing segment), the next segment's file is prepared under a name that is not a segment name (`next-segment.prep`,
 /// ignored by [`Storage::list`]): created empty, zero-filled to the size and synced, by
 /// a background thread (or, with
 /// [`set_background_preparation(false)`](DirStorage::set_background_preparation),
@@ -200,9 +200,9 @@ impl DirStorage {
     }
 
     /// Whether the next segment is zero-filled on a background thread (`true`, the
-    /// default) or synchronously, right after the previous segment is created or first
-    /// written (`false`: the same work on the caller's thread, in a reproducible order
-    /// of operations, as crash tests over a simulated directory need).
+    /// default) or synchronously, at the point the thread would start (`false`: the
+    /// same work on the caller's thread, in a reproducible order of operations, as
+    /// crash tests over a simulated directory need).
     pub fn set_background_preparation(&mut self, on: bool) {
         self.background = on;
     }
@@ -473,7 +473,6 @@ impl Storage for DirStorage {
             }
             self.put_handle(segment, h);
         }
-        self.prepare_next();
         Ok(())
     }
 
@@ -492,7 +491,7 @@ impl Storage for DirStorage {
                 data.len()
             )));
         }
-        if self.prepared.is_none() && self.preallocating() {
+        if self.prepared.is_none() && self.unnamed.is_empty() && self.preallocating() {
             // A storage that resumed an existing segment prepares its successor too.
             self.prepare_next();
         }
@@ -533,6 +532,11 @@ impl Storage for DirStorage {
             // Every name this storage created lives in the synced parent.
             self.unnamed.clear();
             self.inherited_names_synced = true;
+        }
+        if self.prepared.is_none() && self.preallocating() {
+            // Only now, not at `create`: the preparer's writes would otherwise compete
+            // with this first barrier of the new segment, its directory sync included.
+            self.prepare_next();
         }
         Ok(())
     }
