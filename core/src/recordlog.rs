@@ -233,7 +233,7 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
             unreachable!("opened above")
         };
         let r = app
-            .stage_marker(&mut self.st, &mut self.buf, index)
+            .stage_marker(&mut self.st, &mut self.buf, index, self.log_id)
             .and_then(|_| app.append(&mut self.st, &mut self.buf, index, payload));
         self.poison_on_storage_error(r)?;
         self.next_index += 1;
@@ -258,10 +258,11 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         let r = app.stage_with(&mut self.st, &mut self.buf, index, want, encode);
         match self.poison_on_storage_error(r)? {
             Some((total, reserve)) => {
+                let log_id = self.log_id;
                 let State::Open(app) = &mut self.state else {
                     unreachable!()
                 };
-                app.commit(self.buf.bytes_mut(), reserve, total, index, true);
+                app.commit(self.buf.bytes_mut(), reserve, total, index, log_id, true);
                 self.next_index += 1;
                 Ok(Some(index))
             }

@@ -438,7 +438,6 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
 #[derive(Clone)]
 pub(crate) struct Appender {
     pub seg: u64,
-    pub log_id: u64,
     pub seal: FrameSeal,
     pub align: usize,
     /// Bytes handed to storage.
@@ -449,8 +448,8 @@ pub(crate) struct Appender {
     pub durable: u64,
     /// A barrier completed and no marker recording it was staged yet.
     pub marker_due: bool,
-    /// Entry frames in this segment.
-    pub entries: u64,
+    /// The segment holds an entry frame.
+    pub has_entries: bool,
 }
 
 impl Appender {
@@ -458,14 +457,13 @@ impl Appender {
     pub fn resume(hdr: &SegmentHeader, end: u64) -> Self {
         Appender {
             seg: hdr.segment,
-            log_id: hdr.log_id,
             seal: FrameSeal::new(hdr.log_id, hdr.segment),
             align: hdr.align(),
             written: end,
             fill: 0,
             durable: 0,
             marker_due: false,
-            entries: 0,
+            has_entries: false,
         }
     }
 
@@ -533,26 +531,27 @@ impl Appender {
         }
     }
 
-    /// Stages the sync marker if one is due.
+    /// Stages the sync marker of log `log_id` if one is due.
     pub fn stage_marker<S: Storage, B: Buffer>(
         &mut self,
         st: &mut S,
         buf: &mut B,
         next_id: u64,
+        log_id: u64,
     ) -> Res<(), S> {
         if self.marker_due {
             self.make_room(st, buf, self.marker_len() as usize)?;
-            self.put_marker(buf.bytes_mut(), next_id);
+            self.put_marker(buf.bytes_mut(), next_id, log_id);
         }
         Ok(())
     }
 
     /// Writes the due marker at `fill` (the caller made room).
-    fn put_marker(&mut self, buf: &mut [u8], next_id: u64) {
+    fn put_marker(&mut self, buf: &mut [u8], next_id: u64, log_id: u64) {
         let payload = SyncMarker {
             watermark: self.durable,
             next_id,
-            log_id: self.log_id,
+            log_id,
         }
         .emit();
         let total = self.marker_len() as usize;
@@ -604,7 +603,7 @@ impl Appender {
             b[tail.len()..staged].fill(0);
             self.fill = staged;
         }
-        self.entries += 1;
+        self.has_entries = true;
         Ok(())
     }
 
@@ -678,18 +677,19 @@ impl Appender {
         reserve: usize,
         total: usize,
         next_id: u64,
+        log_id: u64,
         keep_marker: bool,
     ) {
         if reserve > 0 {
             if keep_marker {
-                self.put_marker(buf, next_id);
+                self.put_marker(buf, next_id, log_id);
             } else {
                 buf.copy_within(self.fill + reserve..self.fill + reserve + total, self.fill);
                 self.marker_due = false;
             }
         }
         self.fill += total;
-        self.entries += 1;
+        self.has_entries = true;
     }
 
     /// Moves a tentatively staged frame (at `from..from + total` in the buffer, sealed for
@@ -705,7 +705,7 @@ impl Appender {
         );
         buf[..frame_header::HEADER_LEN].copy_from_slice(&head);
         self.fill = total;
-        self.entries += 1;
+        self.has_entries = true;
     }
 }
 

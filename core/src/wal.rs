@@ -415,11 +415,16 @@ enum State {
 pub struct WalWriter<S, B> {
     st: S,
     buf: B,
-    cfg: WalConfig,
+    /// [`WalConfig::segment_limit`].
+    segment_limit: u64,
+    /// [`WalConfig::covered_through`].
+    covered_through: u64,
     /// Ring mode: make room by removing the oldest segment when the medium is full.
     ring: bool,
     state: State,
+    /// The log's identity: [`WalConfig::log_id`] until an existing log is opened.
     log_id: u64,
+    /// The next entry id: [`WalConfig::first_id`] until an existing log is opened.
     next_id: u64,
 }
 
@@ -430,7 +435,8 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         WalWriter {
             st: storage,
             buf,
-            cfg,
+            segment_limit: cfg.segment_limit,
+            covered_through: cfg.covered_through,
             ring: false,
             state: State::Unopened,
             log_id: cfg.log_id,
@@ -497,7 +503,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     /// Changes the segment size limit for segments filled from now on.
     pub fn set_segment_limit(&mut self, bytes: u64) {
-        self.cfg.segment_limit = bytes;
+        self.segment_limit = bytes;
     }
 
     /// The storage, for inspection.
@@ -544,12 +550,12 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                 needed: MIN_WRITE_BUFFER as u64,
             });
         }
-        if self.cfg.first_id == 0 {
+        if self.next_id == 0 {
             return Err(Error::InvalidConfig("entry ids start at 1 or later"));
         }
         let rules = ScanRules {
             from_id: u64::MAX,
-            covered: self.cfg.covered_through,
+            covered: self.covered_through,
             ring: self.ring,
         };
         let mut report = ReplayReport::default();
@@ -566,13 +572,11 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             let hdr = SegmentHeader {
                 kind: LogKind::Wal,
                 align_log2,
-                log_id: self.cfg.log_id,
+                log_id: self.log_id,
                 segment: seg,
-                first_id: self.cfg.first_id,
+                first_id: self.next_id,
                 prev_end: 0,
             };
-            self.log_id = self.cfg.log_id;
-            self.next_id = self.cfg.first_id;
             return Appender::create(&mut self.st, &hdr);
         };
         let last = layout.last;
@@ -581,7 +585,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let room = layout.end < self.limit(last.data_start());
         if !layout.torn_header && layout.tail == Tail::Clean && self.st.resume_in_place() && room {
             let mut app = Appender::resume(&last, layout.end);
-            app.entries = report.next_id - last.first_id;
+            app.has_entries = report.next_id > last.first_id;
             return Ok(app);
         }
         // Seal the last valid segment where its valid data ends and start the next one
@@ -623,7 +627,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     /// Effective segment limit: the configured one capped by the medium's.
     fn limit(&self, data_start: u64) -> u64 {
-        let cfg = self.cfg.segment_limit.max(data_start + 1);
+        let cfg = self.segment_limit.max(data_start + 1);
         self.st.max_segment_len().map_or(cfg, |m| cfg.min(m))
     }
 
@@ -653,7 +657,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         if !keep_marker {
             app.marker_due = false;
         }
-        app.stage_marker(&mut self.st, &mut self.buf, id)?;
+        app.stage_marker(&mut self.st, &mut self.buf, id, self.log_id)?;
         app.append(&mut self.st, &mut self.buf, id, payload)?;
         self.next_id += 1;
         Ok(id)
@@ -699,7 +703,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         } else {
             // Rotate unless this would leave a segment without entries; either way
             // the marker goes.
-            Ok((false, app.entries > 0))
+            Ok((false, app.has_entries))
         }
     }
 
@@ -743,7 +747,15 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             let State::Open(app) = &mut self.state else {
                 return Err(Error::Poisoned);
             };
-            app.commit(self.buf.bytes_mut(), reserve, total, id, keep_marker);
+            let log_id = self.log_id;
+            app.commit(
+                self.buf.bytes_mut(),
+                reserve,
+                total,
+                id,
+                log_id,
+                keep_marker,
+            );
         }
         self.next_id += 1;
         Ok(Some(id))
