@@ -254,13 +254,15 @@ impl FrameSeal {
 
     /// The checksum state before the payload, for payloads read in pieces.
     pub fn begin(&self, entry_id: u64, word: u32) -> Crc32c {
-        // One update over both fields: each call has a fixed cost (feature check,
-        // unaligned head and tail), which dominated the CRC of small frames.
-        let mut implicit = [0u8; 12];
-        implicit[..8].copy_from_slice(&entry_id.to_le_bytes());
-        implicit[8..].copy_from_slice(&word.to_le_bytes());
+        // One update over both fields, 8-aligned: each call has a fixed cost (feature
+        // check, unaligned head and tail), which dominated the CRC of small frames.
+        #[repr(align(8))]
+        struct Implicit([u8; 12]);
+        let mut implicit = Implicit([0u8; 12]);
+        implicit.0[..8].copy_from_slice(&entry_id.to_le_bytes());
+        implicit.0[8..].copy_from_slice(&word.to_le_bytes());
         let mut crc = self.prefix.clone();
-        crc.update(&implicit);
+        crc.update(&implicit.0);
         crc
     }
 
