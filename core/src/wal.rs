@@ -520,16 +520,13 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         match self.state {
             State::Open(_) => Ok(()),
             State::Poisoned => Err(Error::Poisoned),
-            State::Unopened => match self.open_log() {
-                Ok(app) => {
-                    self.state = State::Open(app);
-                    Ok(())
-                }
-                Err(e) => {
+            State::Unopened => {
+                let r = self.open_log();
+                if r.is_err() {
                     self.state = State::Poisoned;
-                    Err(e)
                 }
-            },
+                r
+            }
         }
     }
 
@@ -543,7 +540,8 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         Ok(ws.trailing_zeros() as u8)
     }
 
-    fn open_log(&mut self) -> Res<Appender, S> {
+    /// Opens or creates the log; on success the state is [`State::Open`].
+    fn open_log(&mut self) -> Res<(), S> {
         let align_log2 = self.align_log2()?;
         if !self.buf.grow_to(MIN_WRITE_BUFFER) {
             return Err(Error::BufferTooSmall {
@@ -577,7 +575,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                 first_id: self.next_id,
                 prev_end: 0,
             };
-            return Appender::create(&mut self.st, &hdr);
+            // No segment exists here, so this is `Appender::create` (ring mode finds
+            // nothing to remove), through the one place that installs the appender.
+            return self.create_segment(&hdr);
         };
         let last = layout.last;
         self.log_id = last.log_id;
@@ -586,7 +586,8 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         if !layout.torn_header && layout.tail == Tail::Clean && self.st.resume_in_place() && room {
             let mut app = Appender::resume(&last, layout.end);
             app.has_entries = report.next_id > last.first_id;
-            return Ok(app);
+            self.state = State::Open(app);
+            return Ok(());
         }
         // Seal the last valid segment where its valid data ends and start the next one
         // (replacing a torn creation). Its prefix must be durable before a successor
@@ -606,11 +607,15 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         self.create_segment(&hdr)
     }
 
-    /// Creates the next segment; in ring mode, removes the oldest ones (never the one
-    /// before `hdr`) while the medium is full.
-    fn create_segment(&mut self, hdr: &SegmentHeader) -> Res<Appender, S> {
+    /// Creates the next segment and appends to it from now on; in ring mode, removes the
+    /// oldest ones (never the one before `hdr`) while the medium is full.
+    fn create_segment(&mut self, hdr: &SegmentHeader) -> Res<(), S> {
         loop {
             match Appender::create(&mut self.st, hdr) {
+                Ok(app) => {
+                    self.state = State::Open(app);
+                    return Ok(());
+                }
                 Err(Error::Storage(e)) if self.ring && e.kind() == StorageErrorKind::NoSpace => {
                     let lo = segment_span(&mut self.st).map_err(Error::Storage)?;
                     match lo {
@@ -620,7 +625,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                         _ => return Err(Error::Storage(e)),
                     }
                 }
-                r => return r,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -778,9 +783,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             first_id: self.next_id,
             prev_end: app.written,
         };
-        let next = self.create_segment(&hdr)?;
-        self.state = State::Open(next);
-        Ok(())
+        self.create_segment(&hdr)
     }
 
     /// Hands every staged entry to storage. Not a barrier: on files the bytes may still
