@@ -168,7 +168,8 @@ where
         }
     }
     let mut reader = WalReader::new(wal, buf);
-    let replay = reader.replay_after(mode, from - 1, apply)?;
+    let mut replay = ReplayReport::default();
+    reader.replay_into(mode, from, from - 1, &mut replay, apply)?;
     if first.is_some() && replay.next_id < from {
         return Err(Error::CheckpointAhead {
             checkpoint_last_id: from - 1,

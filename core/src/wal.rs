@@ -384,16 +384,33 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
     where
         F: FnMut(u64, &[u8]) -> Res<(), S>,
     {
+        let mut report = ReplayReport::default();
+        self.replay_into(mode, from, covered, &mut report, f)?;
+        Ok(report)
+    }
+
+    /// [`replay_scan`](Self::replay_scan) filling the caller's `report` (which starts as
+    /// [`ReplayReport::default`]), so that no copy of it is made on the way out.
+    pub(crate) fn replay_into<F>(
+        &mut self,
+        mode: ReadMode,
+        from: u64,
+        covered: u64,
+        report: &mut ReplayReport,
+        f: F,
+    ) -> Res<(), S>
+    where
+        F: FnMut(u64, &[u8]) -> Res<(), S>,
+    {
         let rules = ScanRules {
             from_id: from,
             covered,
             ring: self.ring,
         };
-        let mut report = ReplayReport::default();
-        scan_log(&mut self.st, &mut self.buf, rules, &mut report, f)?;
+        scan_log(&mut self.st, &mut self.buf, rules, report, f)?;
         match (mode, report.torn_at) {
             (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
-            _ => Ok(report),
+            _ => Ok(()),
         }
     }
 
