@@ -28,6 +28,12 @@ const SEGMENT_SUFFIX: &str = ".seg";
 /// Bytes of zeros handed to the directory per write while preallocating a segment.
 const ZERO_CHUNK: usize = 1 << 20;
 
+/// Bytes a preparer writes between its barriers. A barrier of the appending thread
+/// waits for every write the device has in flight; in slices, the preparer never has
+/// more than this much in flight, instead of a whole segment at its single final
+/// barrier.
+const PREPARE_SLICE: u64 = 256 << 10;
+
 /// Name (in the segments' directory) of the file zero-filled ahead of use. Not a
 /// segment name, so [`Storage::list`] never sees it; one fixed name, so a leftover of a
 /// crash is simply overwritten by the next preparation.
@@ -104,9 +110,10 @@ enum Layout {
 ///
 /// The zero-fill does not run inside the append that rotates: after a successful
 /// [`Storage::sync`] (so once a new segment's name is durable; also at the first write
-/// of a storage that opened an existing segment), the next segment's file is prepared under a name that is not a segment name (`next-segment.prep`,
-/// ignored by [`Storage::list`]): created empty, zero-filled to the size and synced, by
-/// a background thread (or, with
+/// of a storage that opened an existing segment), the next segment's file is prepared
+/// under a name that is not a segment name (`next-segment.prep`, ignored by
+/// [`Storage::list`]): created empty, zero-filled to the size and synced, by a
+/// background thread (or, with
 /// [`set_background_preparation(false)`](DirStorage::set_background_preparation),
 /// right there, for reproducible tests). [`Storage::create`] then waits for it if it
 /// is still running and renames it to the segment's name; the segment's first
@@ -253,8 +260,9 @@ impl DirStorage {
         self.prepared = Some(Preparation { len, state, cancel });
     }
 
-    /// Moves the prepared file to `path` (segment `segment`) if it is ready, durable
-    /// and of the right size, and the segment name is free. `Ok(false)`: not used.
+    /// Renames the prepared file to `path` if its preparation succeeded (so it holds
+    /// durable zeros), it has the current size, and `path` does not exist yet.
+    /// `Ok(false)`: not used (a failed preparation is counted).
     fn take_prepared(&mut self, path: &str) -> PersistenceResult<bool> {
         let Some(p) = self.prepared.take() else {
             return Ok(false);
@@ -353,11 +361,17 @@ impl DirStorage {
 }
 
 /// Writes zeros over `0..len` of an empty file and makes them durable (the name is
-/// made durable by the segment's first [`Storage::sync`]). Stops with an error when
-/// `cancel` is set.
-fn zero_fill(h: &mut dyn FileHandle, len: u64, cancel: &AtomicBool) -> PersistenceResult<()> {
-    let zeros = vec![0u8; (len.min(ZERO_CHUNK as u64)) as usize];
+/// made durable by the segment's first [`Storage::sync`]), with a barrier after every
+/// `slice` bytes and at the end. Stops with an error when `cancel` is set.
+fn zero_fill(
+    h: &mut dyn FileHandle,
+    len: u64,
+    slice: u64,
+    cancel: &AtomicBool,
+) -> PersistenceResult<()> {
+    let zeros = vec![0u8; len.min(slice).min(ZERO_CHUNK as u64) as usize];
     let mut at = 0u64;
+    let mut unsynced = 0u64;
     while at < len {
         if cancel.load(Ordering::Relaxed) {
             return Err(PersistenceError::InvalidState(
@@ -367,6 +381,11 @@ fn zero_fill(h: &mut dyn FileHandle, len: u64, cancel: &AtomicBool) -> Persisten
         let n = (len - at).min(zeros.len() as u64) as usize;
         h.write_at(at, &zeros[..n])?;
         at += n as u64;
+        unsynced += n as u64;
+        if unsynced >= slice && at < len {
+            h.sync_data()?;
+            unsynced = 0;
+        }
     }
     h.sync_data()
 }
@@ -380,7 +399,7 @@ fn prepare(
 ) -> PersistenceResult<()> {
     let mut h = dir.open_handle(path, true)?;
     h.set_len(0)?;
-    zero_fill(h.as_mut(), len, cancel)
+    zero_fill(h.as_mut(), len, PREPARE_SLICE, cancel)
 }
 
 impl Drop for DirStorage {
@@ -458,18 +477,22 @@ impl Storage for DirStorage {
         }
         self.dir.create_dir_all(&parent)?;
         self.dirty_dirs.insert(parent);
+        // Created or renamed, the name becomes durable with the segment's first sync.
+        self.unnamed.insert(segment);
         if self.preallocating() && self.take_prepared(&path)? {
-            // The prepared file holds only durable zeros; its new name becomes durable
-            // with the segment's first sync, like a created one.
+            // The prepared file holds only durable zeros.
             let h = self.dir.open_handle(&path, false)?;
-            self.unnamed.insert(segment);
             self.put_handle(segment, h);
         } else {
             let mut h = self.dir.open_handle(&path, true)?;
-            self.unnamed.insert(segment);
             h.set_len(0)?;
             if self.preallocating() {
-                zero_fill(h.as_mut(), self.preallocate, &AtomicBool::new(false))?;
+                zero_fill(
+                    h.as_mut(),
+                    self.preallocate,
+                    u64::MAX,
+                    &AtomicBool::new(false),
+                )?;
             }
             self.put_handle(segment, h);
         }
