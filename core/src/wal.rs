@@ -94,11 +94,10 @@ pub struct ReplayReport {
     pub dropped_oldest: bool,
 }
 
-/// The shape of an existing log, as found by a scan. Its log id is `last.log_id` (every
+/// How an existing log ends, as found by a scan; the header of its last segment with a
+/// valid header (`last`) is in the scan's `last` slot. Its log id is `last.log_id` (every
 /// segment carries the same one) and its next entry id is the report's `next_id`.
 struct Layout {
-    /// Header of the last segment with a valid header.
-    last: SegmentHeader,
     /// Offset just past the last valid frame of `last`.
     end: u64,
     /// How `last` ends.
@@ -120,12 +119,15 @@ struct ScanRules {
 }
 
 /// Scans the whole log once (see [`ScanRules`]), filling `report` (which starts as
-/// [`ReplayReport::default`]); returns the log's layout if it has a valid segment.
+/// [`ReplayReport::default`]); returns the log's layout if it has a valid segment, with
+/// the header of its last valid segment in `last`. (`last` is the caller's: a header held
+/// in the scan's own frame would be spilled field by field around every call.)
 fn scan_log<S, B, F>(
     st: &mut S,
     buf: &mut B,
     rules: ScanRules,
     report: &mut ReplayReport,
+    last: &mut SegmentHeader,
     mut on_entry: F,
 ) -> Res<Option<Layout>, S>
 where
@@ -133,8 +135,18 @@ where
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
-    scan_log_dyn(st, buf, rules, report, &mut on_entry)
+    scan_log_dyn(st, buf, rules, report, last, &mut on_entry)
 }
+
+/// A placeholder for [`scan_log`]'s `last` slot.
+const NO_HEADER: SegmentHeader = SegmentHeader {
+    kind: LogKind::Wal,
+    align_log2: 0,
+    log_id: 0,
+    segment: 0,
+    first_id: 0,
+    prev_end: 0,
+};
 
 /// The body of [`scan_log`]: one copy per storage type.
 fn scan_log_dyn<S, B>(
@@ -142,22 +154,22 @@ fn scan_log_dyn<S, B>(
     buf: &mut B,
     rules: ScanRules,
     report: &mut ReplayReport,
+    cur: &mut SegmentHeader,
     on_entry: &mut segment::OnEntry<'_, S>,
 ) -> Res<Option<Layout>, S>
 where
     S: Storage,
     B: Buffer,
 {
-    let Some((first, last_seg, torn_header)) = scan_start(st, buf, rules.ring, report)? else {
+    let Some((last_seg, torn_header)) = scan_start(st, buf, rules.ring, report, cur)? else {
         return Ok(None);
     };
     let ScanRules {
         from_id, covered, ..
     } = rules;
-    let log_id = first.log_id;
-    report.first_id = Some(first.first_id);
-    let mut cur = first;
-    let mut next_id = first.first_id;
+    let log_id = cur.log_id;
+    report.first_id = Some(cur.first_id);
+    let mut next_id = cur.first_id;
     loop {
         let n = cur.segment;
         if cur.kind != LogKind::Wal || cur.log_id != log_id {
@@ -177,14 +189,14 @@ where
                 // Wholly covered by a checkpoint: the successor's header says where
                 // the ids continue; the body is never needed again.
                 next_id = s.first_id;
-                cur = s;
+                *cur = s;
                 continue;
             }
             (Bound::Sealed(s.prev_end), Some(s))
         } else {
             (Bound::Open, None)
         };
-        let end = segment::scan(st, buf, &cur, bound, from_id, |id, payload| {
+        let end = segment::scan(st, buf, cur, bound, from_id, |id, payload| {
             report.entries += 1;
             report.payload_bytes += payload.len() as u64;
             on_entry(id, payload)
@@ -192,7 +204,7 @@ where
         report.segments += 1;
         next_id = end.next_id;
         match succ {
-            Some(s) => cur = s,
+            Some(s) => *cur = s,
             None => {
                 report.next_id = next_id;
                 if end.tail == Tail::Torn {
@@ -207,7 +219,6 @@ where
                     });
                 }
                 return Ok(Some(Layout {
-                    last: cur,
                     end: end.end,
                     tail: end.tail,
                     torn_header,
@@ -219,8 +230,8 @@ where
 
 /// The checks before the segment-by-segment pass of [`scan_log_dyn`]: the segments form
 /// a contiguous run, the highest one may be a torn creation, a ring may drop a damaged
-/// oldest one. Returns the first segment's header, the last segment with a valid header
-/// and whether a torn creation follows it; `None` (with `report.torn_at` set if the only
+/// oldest one. Writes the first segment's header to `first_out`; returns the last
+/// segment with a valid header and whether a torn creation follows it; `None` (with `report.torn_at` set if the only
 /// segment is torn) when there is nothing to read. Kept out of line so that its
 /// temporaries are not on the stack while the pass scans segments.
 #[inline(never)]
@@ -229,7 +240,8 @@ fn scan_start<S, B>(
     buf: &mut B,
     ring: bool,
     report: &mut ReplayReport,
-) -> Res<Option<(SegmentHeader, u64, bool)>, S>
+    first_out: &mut SegmentHeader,
+) -> Res<Option<(u64, bool)>, S>
 where
     S: Storage,
     B: Buffer,
@@ -282,7 +294,8 @@ where
     if first.segment != lo {
         return Err(Error::corrupt(lo, 0, Corruption::SegmentNumberMismatch));
     }
-    Ok(Some((first, last_seg, torn_header)))
+    *first_out = first;
+    Ok(Some((last_seg, torn_header)))
 }
 
 /// Whether the oldest segment `lo` of a ring (not its final segment) has a valid header
@@ -407,7 +420,8 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
             covered,
             ring: self.ring,
         };
-        scan_log(&mut self.st, &mut self.buf, rules, report, f)?;
+        let mut last = NO_HEADER;
+        scan_log(&mut self.st, &mut self.buf, rules, report, &mut last, f)?;
         match (mode, report.torn_at) {
             (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
             _ => Ok(()),
@@ -574,9 +588,15 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             ring: self.ring,
         };
         let mut report = ReplayReport::default();
-        let layout = scan_log(&mut self.st, &mut self.buf, rules, &mut report, |_, _| {
-            Ok(())
-        })?;
+        let mut last = NO_HEADER;
+        let layout = scan_log(
+            &mut self.st,
+            &mut self.buf,
+            rules,
+            &mut report,
+            &mut last,
+            |_, _| Ok(()),
+        )?;
         let Some(layout) = layout else {
             // No valid segment: a new log (or one whose only segment is a torn creation,
             // which `create` replaces).
@@ -596,7 +616,6 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             // nothing to remove), through the one place that installs the appender.
             return self.create_segment(&hdr);
         };
-        let last = layout.last;
         self.log_id = last.log_id;
         self.next_id = report.next_id;
         let room = layout.end < self.limit(last.data_start());
