@@ -377,19 +377,43 @@ where
     }
 }
 
+/// A placeholder for a header slot that a read fills.
+pub(crate) const NO_HEADER: SegmentHeader = SegmentHeader {
+    kind: crate::frame::LogKind::Wal,
+    align_log2: 0,
+    log_id: 0,
+    segment: 0,
+    first_id: 0,
+    prev_end: 0,
+};
+
 /// Reads and parses the header of segment `seg`; `Ok(None)` when it is not a valid header.
 pub(crate) fn read_header<S: Storage>(st: &mut S, seg: u64) -> Res<Option<SegmentHeader>, S> {
+    let mut h = NO_HEADER;
+    Ok(read_header_into(st, seg, &mut h)?.then_some(h))
+}
+
+/// [`read_header`] into a slot the caller owns (kept off the reader's frame); returns
+/// whether `out` now holds a valid header (it is left unchanged otherwise).
+pub(crate) fn read_header_into<S: Storage>(
+    st: &mut S,
+    seg: u64,
+    out: &mut SegmentHeader,
+) -> Res<bool, S> {
     let mut bytes = [0u8; crate::frame::header::LEN];
     let n = st.read(seg, 0, &mut bytes).map_err(Error::Storage)?;
     if n < bytes.len() {
-        return Ok(None);
+        return Ok(false);
     }
     match SegmentHeader::parse(&bytes) {
         // A header whose padding never landed is a torn creation too.
-        Ok(h) if st.len(seg).map_err(Error::Storage)? < h.data_start() => Ok(None),
-        Ok(h) => Ok(Some(h)),
+        Ok(h) if st.len(seg).map_err(Error::Storage)? < h.data_start() => Ok(false),
+        Ok(h) => {
+            *out = h;
+            Ok(true)
+        }
         Err(crate::frame::HeaderError::Version(v)) => Err(Error::UnsupportedVersion(v)),
-        Err(_) => Ok(None),
+        Err(_) => Ok(false),
     }
 }
 

@@ -25,7 +25,7 @@ use crate::buffer::Buffer;
 use crate::error::StorageError;
 use crate::error::{Corruption, Error, Location};
 use crate::frame::{frame_len, LogKind, SegmentHeader, MAX_ENTRY_LEN};
-use crate::segment::{self, Appender, Bound, Tail, MIN_WRITE_BUFFER};
+use crate::segment::{self, Appender, Bound, Tail, MIN_WRITE_BUFFER, NO_HEADER};
 use crate::storage::{segment_span, ErrorType, Storage};
 use crate::ReadMode;
 use crate::StorageErrorKind;
@@ -138,16 +138,6 @@ where
     scan_log_dyn(st, buf, rules, report, last, &mut on_entry)
 }
 
-/// A placeholder for [`scan_log`]'s `last` slot.
-const NO_HEADER: SegmentHeader = SegmentHeader {
-    kind: LogKind::Wal,
-    align_log2: 0,
-    log_id: 0,
-    segment: 0,
-    first_id: 0,
-    prev_end: 0,
-};
-
 /// The body of [`scan_log`]: one copy per storage type.
 fn scan_log_dyn<S, B>(
     st: &mut S,
@@ -256,15 +246,16 @@ where
         }
         return Err(Error::corrupt(missing, 0, Corruption::MissingSegment));
     }
-    let mut first = segment::read_header(st, lo)?;
+    let mut first = segment::read_header_into(st, lo, first_out)?;
     let mut lo = lo;
     let mut torn_header = false;
     let mut last_seg = hi;
     // The highest segment may be a torn creation; every other header must be valid.
-    match segment::read_header(st, hi)? {
-        Some(_) => {}
-        None => {
-            if hi > lo && first.is_none() && !ring {
+    let mut high = NO_HEADER;
+    match segment::read_header_into(st, hi, &mut high)? {
+        true => {}
+        false => {
+            if hi > lo && !first && !ring {
                 return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
             }
             segment::check_torn_header(st, buf, hi, true)?;
@@ -279,22 +270,21 @@ where
             last_seg = hi - 1;
         }
     }
-    if ring && lo < last_seg && !oldest_is_sound(st, buf, first.as_ref(), lo)? {
+    if ring && lo < last_seg && !oldest_is_sound(st, buf, first.then_some(&*first_out), lo)? {
         // The overwrite of a full ring was cut while erasing its oldest segment.
         report.dropped_oldest = true;
         lo += 1;
-        first = segment::read_header(st, lo)?;
+        first = segment::read_header_into(st, lo, first_out)?;
     }
-    let Some(first) = first else {
+    if !first {
         return Err(Error::corrupt(lo, 0, Corruption::BadSegmentHeader));
-    };
-    if first.kind != LogKind::Wal {
+    }
+    if first_out.kind != LogKind::Wal {
         return Err(Error::corrupt(lo, 0, Corruption::ForeignSegment));
     }
-    if first.segment != lo {
+    if first_out.segment != lo {
         return Err(Error::corrupt(lo, 0, Corruption::SegmentNumberMismatch));
     }
-    *first_out = first;
     Ok(Some((last_seg, torn_header)))
 }
 
