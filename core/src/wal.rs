@@ -594,7 +594,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             if report.torn_at.is_some() {
                 remove_torn_creation(&mut self.st, seg)?;
             }
-            let hdr = SegmentHeader {
+            last = SegmentHeader {
                 kind: LogKind::Wal,
                 align_log2,
                 log_id: self.log_id,
@@ -604,7 +604,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             };
             // No segment exists here, so this is `Appender::create` (ring mode finds
             // nothing to remove), through the one place that installs the appender.
-            return self.create_segment(&hdr);
+            return self.create_segment(&last);
         };
         self.log_id = last.log_id;
         self.next_id = report.next_id;
@@ -622,7 +622,8 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         if layout.torn_header {
             remove_torn_creation(&mut self.st, last.segment + 1)?;
         }
-        let hdr = SegmentHeader {
+        // The successor's header, in the same slot.
+        last = SegmentHeader {
             kind: LogKind::Wal,
             align_log2,
             log_id: last.log_id,
@@ -630,7 +631,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             first_id: self.next_id,
             prev_end: layout.end,
         };
-        self.create_segment(&hdr)
+        self.create_segment(&last)
     }
 
     /// Creates the next segment and appends to it from now on; in ring mode, removes the
