@@ -172,9 +172,23 @@ impl<E> SharedWalWriter<E> {
     /// Appends raw bytes as one entry; returns its id. Buffered: durable after a later
     /// barrier ([`sync`](Self::sync), or any thread's durable append).
     pub fn append_bytes(&self, payload: &[u8]) -> PersistenceResult<u64> {
-        if payload.len() > MAX_ENTRY_BYTES as usize {
+        self.queue_entry(payload.len(), |out| {
+            out.copy_from_slice(payload);
+            Ok(())
+        })
+    }
+
+    /// Queues one entry of `len` bytes that `fill` writes in place (the entry's only
+    /// copy before the writer's buffer; the queue's vectors are reused, so a steady state
+    /// allocates nothing). Returns its id.
+    fn queue_entry(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> PersistenceResult<()>,
+    ) -> PersistenceResult<u64> {
+        if len > MAX_ENTRY_BYTES as usize {
             return Err(PersistenceError::EntryTooLarge {
-                len: payload.len() as u64,
+                len: len as u64,
                 max: u64::from(MAX_ENTRY_BYTES),
             });
         }
@@ -184,9 +198,14 @@ impl<E> SharedWalWriter<E> {
             if q.failed {
                 return Err(PersistenceError::Poisoned);
             }
+            let at = q.bytes.len();
+            q.bytes.resize(at + len, 0);
+            if let Err(e) = fill(&mut q.bytes[at..]) {
+                q.bytes.truncate(at);
+                return Err(e);
+            }
             let id = q.next_id();
-            q.bytes.extend_from_slice(payload);
-            q.lens.push(payload.len());
+            q.lens.push(len);
             (id, q.bytes.len() > QUEUE_SOFT_LIMIT && !q.leader)
         };
         if over {
@@ -338,12 +357,20 @@ impl<E> SharedWalWriter<E> {
 }
 
 impl<E: Serialize> SharedWalWriter<E> {
-    /// Appends one serde entry (postcard); returns its id. Buffered, like
+    /// Appends one serde entry (postcard, encoded straight into the queue: no
+    /// allocation per entry); returns its id. Buffered, like
     /// [`append_bytes`](Self::append_bytes).
     pub fn append(&self, entry: &E) -> PersistenceResult<u64> {
-        let bytes =
-            postcard::to_allocvec(entry).map_err(|e| PersistenceError::Encode(e.to_string()))?;
-        self.append_bytes(&bytes)
+        let encode_error = |e: postcard::Error| PersistenceError::Encode(e.to_string());
+        let len = postcard::serialize_with_flavor(entry, postcard::ser_flavors::Size::default())
+            .map_err(encode_error)?;
+        self.queue_entry(len, |out| match postcard::to_slice(entry, out) {
+            Ok(done) if done.len() == len => Ok(()),
+            Ok(_) => Err(PersistenceError::Encode(
+                "entry serialized to a different length twice".into(),
+            )),
+            Err(e) => Err(encode_error(e)),
+        })
     }
 
     /// Appends one serde entry and returns its id once the entry is durable.
