@@ -98,6 +98,13 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
         })
     }
 
+    /// Records a storage error (out of line: no error temporary in [`get`](Self::get)).
+    #[cold]
+    #[inline(never)]
+    fn fail_storage(&mut self, e: <S as crate::storage::ErrorType>::Error) {
+        self.err = Some(Error::Storage(e));
+    }
+
     /// Whether a read failed.
     fn failed(&self) -> bool {
         self.err.is_some()
@@ -143,7 +150,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                     }
                 }
                 Err(e) => {
-                    self.err = Some(Error::Storage(e));
+                    self.fail_storage(e);
                     return None;
                 }
             }
