@@ -364,7 +364,10 @@ pub const MARKER_ID: u64 = 0;
 
 /// Length of a frame with a `len`-byte payload, padded to `align`.
 pub fn frame_len(len: usize, align: usize) -> u64 {
-    align_up((frame_header::HEADER_LEN + len) as u64, align)
+    // In `usize`: on 32-bit targets `u64` masks cost registers in every loop that pads
+    // frames. Exact for every length up to `usize::MAX - 40` (frames are far shorter).
+    let mask = align.wrapping_sub(1);
+    (len.wrapping_add(frame_header::HEADER_LEN + mask) & !mask) as u64
 }
 
 /// Rounds `n` up to a multiple of the power of two `align`.
