@@ -719,7 +719,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let State::Open(app) = &self.state else {
             return Err(Error::Poisoned);
         };
-        let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
+        let data_start = crate::frame::data_start(app.align);
         if let Some(max) = self.st.max_segment_len() {
             if data_start + total > max {
                 return Err(Error::EntryTooLarge {
