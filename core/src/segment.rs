@@ -595,6 +595,16 @@ impl Appender {
         }
     }
 
+    /// [`marker_len`](Self::marker_len), known to be 0 at compile time on media with
+    /// ordered writes (no marker is ever due there), so their builds drop the marker code.
+    pub fn due_marker_len<S: Storage>(&self, st: &S) -> u64 {
+        if st.ordered_writes() {
+            0
+        } else {
+            self.marker_len()
+        }
+    }
+
     /// Stages the sync marker of log `log_id` if one is due.
     pub fn stage_marker<S: Storage, B: Buffer>(
         &mut self,
@@ -603,7 +613,8 @@ impl Appender {
         next_id: u64,
         log_id: u64,
     ) -> Res<(), S> {
-        if self.marker_due {
+        // Never due on ordered media (see `sync`): a compile-time `false` there.
+        if self.marker_due && !st.ordered_writes() {
             self.make_room(st, buf, self.marker_len() as usize)?;
             self.put_marker(buf.bytes_mut(), next_id, log_id);
         }

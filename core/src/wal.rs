@@ -730,7 +730,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             }
         }
         let limit = self.limit(data_start);
-        if app.end() + app.marker_len() + total <= limit {
+        if app.end() + app.due_marker_len(&self.st) + total <= limit {
             Ok((true, false))
         } else {
             // Rotate unless this would leave a segment without entries; either way
@@ -759,7 +759,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let State::Open(app) = &mut self.state else {
             return Err(Error::Poisoned);
         };
-        let want = app.marker_len() as usize;
+        let want = app.due_marker_len(&self.st) as usize;
         let Some((total, reserve)) =
             app.stage_with(&mut self.st, &mut self.buf, id, want, encode)?
         else {
