@@ -417,12 +417,12 @@ impl<S: Storage> CheckpointStore<S> {
                 h.verify(&buf.bytes()[..len])
             }
         } else {
-            self.verify_streaming(seq, &h)?
+            self.verify_streaming(seq, &h, &mut head)?
         };
         if let Err(e) = verified {
             return Ok(Err(e));
         }
-        if let Err(e) = self.check_trailing(seq, end, extent)? {
+        if let Err(e) = self.check_trailing(seq, end, extent, &mut head)? {
             return Ok(Err(e));
         }
         if !fits {
@@ -431,17 +431,19 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(Ok(h))
     }
 
-    /// Past the payload's padding, only never-written bytes may follow.
+    /// Past the payload's padding, only never-written bytes may follow. `chunk`: room
+    /// to read through (the header's, free once it is parsed: no second one on the stack).
     fn check_trailing(
         &mut self,
         seq: u64,
         end: u64,
         extent: u64,
+        chunk: &mut [u8; field::HEADER_LEN],
     ) -> Res<Result<(), CheckpointError>, S> {
         let padded = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN));
         let unwritten = self.st.unwritten_byte();
         let mut clean = true;
-        self.read_chunks(seq, padded.min(extent), extent, |bytes| {
+        self.read_chunks(seq, padded.min(extent), extent, chunk, |bytes| {
             clean = bytes.iter().all(|&b| b == unwritten);
             clean
         })?;
@@ -477,16 +479,16 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(removed)
     }
 
-    /// Feeds bytes `from..to` of checkpoint `seq` to `f` in small stack chunks until `f`
-    /// returns false or the segment ends; returns how many bytes were read.
+    /// Feeds bytes `from..to` of checkpoint `seq` to `f` in chunks read through `chunk`
+    /// until `f` returns false or the segment ends; returns how many bytes were read.
     fn read_chunks(
         &mut self,
         seq: u64,
         from: u64,
         to: u64,
+        chunk: &mut [u8; field::HEADER_LEN],
         mut f: impl FnMut(&[u8]) -> bool,
     ) -> Res<u64, S> {
-        let mut chunk = [0u8; 64];
         let mut at = from;
         while at < to {
             let want = ((to - at) as usize).min(chunk.len());
@@ -505,16 +507,18 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(at - from)
     }
 
-    /// Checks a checkpoint's payload against its header without holding it.
+    /// Checks a checkpoint's payload against its header without holding it, reading
+    /// through `chunk`.
     fn verify_streaming(
         &mut self,
         seq: u64,
         h: &CheckpointHeader,
+        chunk: &mut [u8; field::HEADER_LEN],
     ) -> Res<Result<(), CheckpointError>, S> {
         let mut crc = Crc32c::new();
         crc.update(&h.prefix());
         let start = field::HEADER_LEN as u64;
-        let read = self.read_chunks(seq, start, start + h.len as u64, |bytes| {
+        let read = self.read_chunks(seq, start, start + h.len as u64, chunk, |bytes| {
             crc.update(bytes);
             true
         })?;

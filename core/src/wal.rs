@@ -387,9 +387,14 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
     where
         F: FnMut(u64, &[u8]) -> Res<(), S>,
     {
-        let mut report = ReplayReport::default();
-        self.replay_into(mode, from, covered, &mut report, f)?;
-        Ok(report)
+        // Filled in the returned value itself: no report-sized copy on the way out.
+        let mut r = Ok(ReplayReport::default());
+        if let Ok(report) = &mut r {
+            if let Err(e) = self.replay_into(mode, from, covered, report, f) {
+                r = Err(e);
+            }
+        }
+        r
     }
 
     /// [`replay_scan`](Self::replay_scan) filling the caller's `report` (which starts as
