@@ -222,7 +222,11 @@ impl CheckpointHeader {
         let mut crc = Crc32c::new();
         crc.update(&self.prefix());
         crc.update(payload);
-        let actual = crc.finalize();
+        self.check_crc(crc.finalize())
+    }
+
+    /// Compares the checksum `actual` of the prefix and payload with the stored one.
+    fn check_crc(&self, actual: u32) -> Result<(), CheckpointError> {
         if actual != self.crc {
             return Err(CheckpointError::Checksum {
                 expected: self.crc,
@@ -390,6 +394,10 @@ impl<S: Storage> CheckpointStore<S> {
             Ok(h) => h,
             Err(e) => return Ok(Err(e)),
         };
+        // The checksum starts over the header bytes just read: a header that parses has
+        // every byte before its CRC field fixed by a field, so they are its prefix.
+        let mut crc = Crc32c::new();
+        crc.update(&head[..field::CRC.start]);
         let len = h.len as usize;
         let end = (field::HEADER_LEN + len) as u64;
         if end > extent {
@@ -414,10 +422,11 @@ impl<S: Storage> CheckpointStore<S> {
                     actual: got as u32,
                 })
             } else {
-                h.verify(&buf.bytes()[..len])
+                crc.update(&buf.bytes()[..len]);
+                h.check_crc(crc.finalize())
             }
         } else {
-            self.verify_streaming(seq, &h, &mut head)?
+            self.verify_streaming(seq, &h, crc, &mut head)?
         };
         if let Err(e) = verified {
             return Ok(Err(e));
@@ -508,15 +517,14 @@ impl<S: Storage> CheckpointStore<S> {
     }
 
     /// Checks a checkpoint's payload against its header without holding it, reading
-    /// through `chunk`.
+    /// through `chunk`; `crc` has covered the header's prefix.
     fn verify_streaming(
         &mut self,
         seq: u64,
         h: &CheckpointHeader,
+        mut crc: Crc32c,
         chunk: &mut [u8; field::HEADER_LEN],
     ) -> Res<Result<(), CheckpointError>, S> {
-        let mut crc = Crc32c::new();
-        crc.update(&h.prefix());
         let start = field::HEADER_LEN as u64;
         let read = self.read_chunks(seq, start, start + h.len as u64, chunk, |bytes| {
             crc.update(bytes);
@@ -528,15 +536,7 @@ impl<S: Storage> CheckpointStore<S> {
                 actual: read as u32,
             }));
         }
-        let actual = crc.finalize();
-        Ok(if actual == h.crc {
-            Ok(())
-        } else {
-            Err(CheckpointError::Checksum {
-                expected: h.crc,
-                actual,
-            })
-        })
+        Ok(h.check_crc(crc.finalize()))
     }
 
     /// Keeps the newest `keep` checkpoints that verify (at least one) and removes every
