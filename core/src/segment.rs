@@ -287,7 +287,11 @@ where
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
-    scan_dyn(st, buf, hdr, bound, deliver_from, &mut on_entry)
+    let (sealed, seal_end) = match bound {
+        Bound::Sealed(e) => (true, e),
+        Bound::Open => (false, 0),
+    };
+    scan_dyn(st, buf, hdr, sealed, seal_end, deliver_from, &mut on_entry)
 }
 
 /// The body of [`scan`]: one copy per storage type.
@@ -296,7 +300,8 @@ fn scan_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
     hdr: &SegmentHeader,
-    bound: Bound,
+    sealed: bool,
+    seal_end: u64,
     deliver_from: u64,
     on_entry: &mut OnEntry<'_, S>,
 ) -> Res<SegmentEnd, S>
@@ -310,14 +315,13 @@ where
     let align = hdr.align();
     let seg = hdr.segment;
     let mut w = Window::new(st, buf, seg)?;
-    let limit = match bound {
-        Bound::Sealed(e) if e > w.extent || e < hdr.data_start() => {
-            return Err(Error::corrupt(seg, e, Corruption::SealMismatch))
+    let limit = match sealed {
+        true if seal_end > w.extent || seal_end < hdr.data_start() => {
+            return Err(Error::corrupt(seg, seal_end, Corruption::SealMismatch))
         }
-        Bound::Sealed(e) => e,
-        Bound::Open => w.extent,
+        true => seal_end,
+        false => w.extent,
     };
-    let sealed = matches!(bound, Bound::Sealed(_));
     let mut pos = hdr.data_start();
     let mut id = hdr.first_id;
     let done = |end: u64, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };

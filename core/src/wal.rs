@@ -135,14 +135,22 @@ where
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
-    scan_log_dyn(st, buf, rules, report, last, &mut on_entry)
+    let ScanRules {
+        from_id,
+        covered,
+        ring,
+    } = rules;
+    scan_log_dyn(st, buf, from_id, covered, ring, report, last, &mut on_entry)
 }
 
 /// The body of [`scan_log`]: one copy per storage type.
+#[allow(clippy::too_many_arguments)] // scalars, not a struct copy on the caller's stack
 fn scan_log_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
-    rules: ScanRules,
+    from_id: u64,
+    covered: u64,
+    ring: bool,
     report: &mut ReplayReport,
     cur: &mut SegmentHeader,
     on_entry: &mut segment::OnEntry<'_, S>,
@@ -151,12 +159,9 @@ where
     S: Storage,
     B: Buffer,
 {
-    let Some((last_seg, torn_header)) = scan_start(st, buf, rules.ring, report, cur)? else {
+    let Some((last_seg, torn_header)) = scan_start(st, buf, ring, report, cur)? else {
         return Ok(None);
     };
-    let ScanRules {
-        from_id, covered, ..
-    } = rules;
     let log_id = cur.log_id;
     report.first_id = Some(cur.first_id);
     let mut next_id = cur.first_id;
