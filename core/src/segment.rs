@@ -313,11 +313,10 @@ where
     let ordered = st.ordered_writes();
     let seal = FrameSeal::new(hdr.log_id, hdr.segment);
     let align = hdr.align();
-    let seg = hdr.segment;
-    let mut w = Window::new(st, buf, seg)?;
+    let mut w = Window::new(st, buf, hdr.segment)?;
     let limit = match sealed {
         true if seal_end > w.extent || seal_end < hdr.data_start() => {
-            return Err(Error::corrupt(seg, seal_end, Corruption::SealMismatch))
+            return Err(Error::corrupt(w.seg, seal_end, Corruption::SealMismatch))
         }
         true => seal_end,
         false => w.extent,
@@ -364,7 +363,7 @@ where
                                 m.watermark <= pos && m.next_id == id && m.log_id == hdr.log_id
                             });
                         if !sound {
-                            return Err(Error::corrupt(seg, pos, Corruption::BadSyncMarker));
+                            return Err(Error::corrupt(w.seg, pos, Corruption::BadSyncMarker));
                         }
                     }
                     ok
@@ -373,7 +372,7 @@ where
                     false
                 };
                 if ok && entry {
-                    id = next_entry_id(id, seg, pos)?;
+                    id = next_entry_id(id, w.seg, pos)?;
                 }
                 ok.then_some(h)
             }
@@ -384,7 +383,7 @@ where
                 // The first undecodable frame: decide what it is.
                 if sealed {
                     return Err(Error::corrupt(
-                        seg,
+                        w.seg,
                         pos,
                         Corruption::BadFrameInSealedSegment,
                     ));
@@ -400,13 +399,17 @@ where
                     !ordered && w.marker_beyond(pos, Some(hdr.log_id), align).is_some();
                 w.check()?;
                 if below_watermark {
-                    return Err(Error::corrupt(seg, pos, Corruption::BadFrameBelowWatermark));
+                    return Err(Error::corrupt(
+                        w.seg,
+                        pos,
+                        Corruption::BadFrameBelowWatermark,
+                    ));
                 }
                 let before_valid = ordered && w.frame_beyond(pos, &seal, id, align);
                 w.check()?;
                 if before_valid {
                     return Err(Error::corrupt(
-                        seg,
+                        w.seg,
                         pos,
                         Corruption::BadFrameBeforeValidFrame,
                     ));
@@ -415,7 +418,7 @@ where
             }
         }
         if sealed && pos > limit {
-            return Err(Error::corrupt(seg, pos, Corruption::SealMismatch));
+            return Err(Error::corrupt(w.seg, pos, Corruption::SealMismatch));
         }
     }
 }
