@@ -222,7 +222,11 @@ impl CheckpointHeader {
         let mut crc = Crc32c::new();
         crc.update(&self.prefix());
         crc.update(payload);
-        let actual = crc.finalize();
+        self.check_crc(crc.finalize())
+    }
+
+    /// Compares the checksum `actual` of the prefix and payload with the stored one.
+    fn check_crc(&self, actual: u32) -> Result<(), CheckpointError> {
         if actual != self.crc {
             return Err(CheckpointError::Checksum {
                 expected: self.crc,
@@ -390,6 +394,10 @@ impl<S: Storage> CheckpointStore<S> {
             Ok(h) => h,
             Err(e) => return Ok(Err(e)),
         };
+        // The checksum starts over the header bytes just read: a header that parses has
+        // every byte before its CRC field fixed by a field, so they are its prefix.
+        let mut crc = Crc32c::new();
+        crc.update(&head[..field::CRC.start]);
         let len = h.len as usize;
         let end = (field::HEADER_LEN + len) as u64;
         if end > extent {
@@ -414,15 +422,16 @@ impl<S: Storage> CheckpointStore<S> {
                     actual: got as u32,
                 })
             } else {
-                h.verify(&buf.bytes()[..len])
+                crc.update(&buf.bytes()[..len]);
+                h.check_crc(crc.finalize())
             }
         } else {
-            self.verify_streaming(seq, &h)?
+            self.verify_streaming(seq, &h, crc, &mut head)?
         };
         if let Err(e) = verified {
             return Ok(Err(e));
         }
-        if let Err(e) = self.check_trailing(seq, end, extent)? {
+        if let Err(e) = self.check_trailing(seq, end, extent, &mut head)? {
             return Ok(Err(e));
         }
         if !fits {
@@ -431,17 +440,19 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(Ok(h))
     }
 
-    /// Past the payload's padding, only never-written bytes may follow.
+    /// Past the payload's padding, only never-written bytes may follow. `chunk`: room
+    /// to read through (the header's, free once it is parsed: no second one on the stack).
     fn check_trailing(
         &mut self,
         seq: u64,
         end: u64,
         extent: u64,
+        chunk: &mut [u8; field::HEADER_LEN],
     ) -> Res<Result<(), CheckpointError>, S> {
         let padded = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN));
         let unwritten = self.st.unwritten_byte();
         let mut clean = true;
-        self.read_chunks(seq, padded.min(extent), extent, |bytes| {
+        self.read_chunks(seq, padded.min(extent), extent, chunk, |bytes| {
             clean = bytes.iter().all(|&b| b == unwritten);
             clean
         })?;
@@ -477,16 +488,16 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(removed)
     }
 
-    /// Feeds bytes `from..to` of checkpoint `seq` to `f` in small stack chunks until `f`
-    /// returns false or the segment ends; returns how many bytes were read.
+    /// Feeds bytes `from..to` of checkpoint `seq` to `f` in chunks read through `chunk`
+    /// until `f` returns false or the segment ends; returns how many bytes were read.
     fn read_chunks(
         &mut self,
         seq: u64,
         from: u64,
         to: u64,
+        chunk: &mut [u8; field::HEADER_LEN],
         mut f: impl FnMut(&[u8]) -> bool,
     ) -> Res<u64, S> {
-        let mut chunk = [0u8; 64];
         let mut at = from;
         while at < to {
             let want = ((to - at) as usize).min(chunk.len());
@@ -505,16 +516,17 @@ impl<S: Storage> CheckpointStore<S> {
         Ok(at - from)
     }
 
-    /// Checks a checkpoint's payload against its header without holding it.
+    /// Checks a checkpoint's payload against its header without holding it, reading
+    /// through `chunk`; `crc` has covered the header's prefix.
     fn verify_streaming(
         &mut self,
         seq: u64,
         h: &CheckpointHeader,
+        mut crc: Crc32c,
+        chunk: &mut [u8; field::HEADER_LEN],
     ) -> Res<Result<(), CheckpointError>, S> {
-        let mut crc = Crc32c::new();
-        crc.update(&h.prefix());
         let start = field::HEADER_LEN as u64;
-        let read = self.read_chunks(seq, start, start + h.len as u64, |bytes| {
+        let read = self.read_chunks(seq, start, start + h.len as u64, chunk, |bytes| {
             crc.update(bytes);
             true
         })?;
@@ -524,15 +536,7 @@ impl<S: Storage> CheckpointStore<S> {
                 actual: read as u32,
             }));
         }
-        let actual = crc.finalize();
-        Ok(if actual == h.crc {
-            Ok(())
-        } else {
-            Err(CheckpointError::Checksum {
-                expected: h.crc,
-                actual,
-            })
-        })
+        Ok(h.check_crc(crc.finalize()))
     }
 
     /// Keeps the newest `keep` checkpoints that verify (at least one) and removes every

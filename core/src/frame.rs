@@ -175,7 +175,7 @@ impl SegmentHeader {
 
     /// Offset of the first frame.
     pub fn data_start(&self) -> u64 {
-        align_up(header::LEN as u64, self.align())
+        data_start(self.align())
     }
 
     /// Writes the header into `out[..header::LEN]`.
@@ -362,9 +362,19 @@ impl SyncMarker {
 /// Entry id used in the checksum of sync markers (entry ids start at 1).
 pub const MARKER_ID: u64 = 0;
 
+/// Offset of the first frame of a segment whose frames are aligned to `align`: the
+/// header padded. In `usize`, like [`frame_len`]: no `u64` mask on 32-bit targets.
+pub(crate) fn data_start(align: usize) -> u64 {
+    let mask = align.wrapping_sub(1);
+    ((header::LEN + mask) & !mask) as u64
+}
+
 /// Length of a frame with a `len`-byte payload, padded to `align`.
 pub fn frame_len(len: usize, align: usize) -> u64 {
-    align_up((frame_header::HEADER_LEN + len) as u64, align)
+    // In `usize`: on 32-bit targets `u64` masks cost registers in every loop that pads
+    // frames. Exact for every length up to `usize::MAX - 40` (frames are far shorter).
+    let mask = align.wrapping_sub(1);
+    (len.wrapping_add(frame_header::HEADER_LEN + mask) & !mask) as u64
 }
 
 /// Rounds `n` up to a multiple of the power of two `align`.

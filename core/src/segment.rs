@@ -68,6 +68,11 @@ pub(crate) struct SegmentEnd {
 }
 
 /// A read window over one segment, kept in the caller's buffer.
+///
+/// Its reads return plain values (`None` / `false` when they fail) and keep the first
+/// error in [`err`](Self::err): a `Result` of the error's size returned through every
+/// level was most of the scan's stack frame on 32-bit targets. After an error no
+/// further storage call is made; callers check `err` before they act on a value.
 struct Window<'a, S: Storage, B: Buffer> {
     st: &'a mut S,
     buf: &'a mut B,
@@ -75,6 +80,8 @@ struct Window<'a, S: Storage, B: Buffer> {
     extent: u64,
     off: u64,
     len: usize,
+    /// The first storage or buffer error of a read, if any.
+    err: Option<Error<<S as crate::storage::ErrorType>::Error>>,
 }
 
 impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
@@ -87,82 +94,110 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
             extent,
             off: 0,
             len: 0,
+            err: None,
         })
     }
 
-    /// Bytes `pos..pos + n`, or `None` if they run past the extent.
-    /// `Err(BufferTooSmall)` if the buffer cannot hold `n` bytes.
-    fn get(&mut self, pos: u64, n: usize) -> Res<Option<&[u8]>, S> {
-        if pos
-            .checked_add(n as u64)
-            .is_none_or(|end| end > self.extent)
+    /// Records a storage error (out of line: no error temporary in [`get`](Self::get)).
+    #[cold]
+    #[inline(never)]
+    fn fail_storage(&mut self, e: <S as crate::storage::ErrorType>::Error) {
+        self.err = Some(Error::Storage(e));
+    }
+
+    /// Whether a read failed.
+    fn failed(&self) -> bool {
+        self.err.is_some()
+    }
+
+    /// The read error as a result.
+    fn check(&mut self) -> Res<(), S> {
+        match self.err.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes `pos..pos + n`, or `None` if they run past the extent or the read failed
+    /// (then [`err`](Self::err) says why: `BufferTooSmall` if the buffer cannot hold
+    /// `n` bytes).
+    fn get(&mut self, pos: u64, n: usize) -> Option<&[u8]> {
+        if self.err.is_some()
+            || pos
+                .checked_add(n as u64)
+                .is_none_or(|end| end > self.extent)
         {
-            return Ok(None);
+            return None;
         }
         let cached = pos >= self.off && pos + n as u64 <= self.off + self.len as u64;
         if !cached {
             if !self.buf.grow_to(n) {
-                return Err(Error::BufferTooSmall { needed: n as u64 });
+                self.err = Some(Error::BufferTooSmall { needed: n as u64 });
+                return None;
             }
             let want = (self.buf.bytes().len() as u64).min(self.extent - pos) as usize;
-            let got = self
+            match self
                 .st
                 .read(self.seg, pos, &mut self.buf.bytes_mut()[..want])
-                .map_err(Error::Storage)?;
-            self.off = pos;
-            self.len = got;
-            if got < n {
-                // The backend returned less than its own extent: treat the rest as absent.
-                return Ok(None);
+            {
+                Ok(got) => {
+                    self.off = pos;
+                    self.len = got;
+                    if got < n {
+                        // The backend returned less than its own extent: treat the rest
+                        // as absent.
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    self.fail_storage(e);
+                    return None;
+                }
             }
         }
         let start = (pos - self.off) as usize;
-        Ok(Some(&self.buf.bytes()[start..start + n]))
+        Some(&self.buf.bytes()[start..start + n])
     }
 
-    /// Whether every byte in `pos..extent` is `value`.
-    fn rest_is(&mut self, mut pos: u64, value: u8) -> Res<bool, S> {
+    /// Whether every byte in `pos..extent` is `value` (check [`err`](Self::err)).
+    fn rest_is(&mut self, mut pos: u64, value: u8) -> bool {
         while pos < self.extent {
             let n = (self.extent - pos).min(self.buf.bytes().len().max(1) as u64) as usize;
-            match self.get(pos, n)? {
+            match self.get(pos, n) {
                 Some(bytes) if bytes.iter().all(|&b| b == value) => pos += n as u64,
-                Some(_) => return Ok(false),
-                None => return Ok(true),
+                Some(_) => return false,
+                None => return true,
             }
         }
-        Ok(true)
+        true
     }
 
-    /// Verifies a frame too large for the buffer by streaming its payload through the CRC.
-    fn verify_streaming(
-        &mut self,
-        pos: u64,
-        h: &FrameHeader,
-        seal: &FrameSeal,
-        id: u64,
-    ) -> Res<bool, S> {
+    /// Verifies a frame too large for the buffer by streaming its payload through the
+    /// CRC (check [`err`](Self::err)).
+    fn verify_streaming(&mut self, pos: u64, h: &FrameHeader, seal: &FrameSeal, id: u64) -> bool {
         let mut crc = seal.begin(id, h.word());
         let mut at = pos + frame_header::HEADER_LEN as u64;
         let end = at + h.len as u64;
         while at < end {
             let n = (end - at).min(self.buf.bytes().len() as u64) as usize;
-            match self.get(at, n)? {
+            match self.get(at, n) {
                 Some(bytes) => crc.update(bytes),
-                None => return Ok(false),
+                None => return false,
             }
             at += n as u64;
         }
-        Ok(crc.finalize() == h.crc)
+        crc.finalize() == h.crc
     }
 
     /// Whether a valid frame starts at an aligned offset after `pos`: an entry carrying
-    /// `id` or `id + 1` (the damaged frame was a marker or entry `id`), or a sync marker.
-    fn frame_beyond(&mut self, pos: u64, seal: &FrameSeal, id: u64, align: usize) -> Res<bool, S> {
+    /// `id` or `id + 1` (the damaged frame was a marker or entry `id`), or a sync marker
+    /// (check [`err`](Self::err)).
+    fn frame_beyond(&mut self, pos: u64, seal: &FrameSeal, id: u64, align: usize) -> bool {
         const H: usize = frame_header::HEADER_LEN;
         let mut at = pos + align as u64;
-        while at + H as u64 <= self.extent {
+        while at + H as u64 <= self.extent && !self.failed() {
             let Some(h) = self
-                .get(at, H)?
+                .get(at, H)
                 .and_then(|b| FrameHeader::parse(b.try_into().ok()?))
             else {
                 at += align as u64;
@@ -173,48 +208,43 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                     FrameKind::Entry => [id, id.saturating_add(1)],
                     FrameKind::SyncMarker => [MARKER_ID, MARKER_ID],
                 };
+                let total = H + h.len as usize;
                 for frame_id in ids {
-                    let ok = match self.get(at, H + h.len as usize) {
-                        Ok(Some(bytes)) => h.verify(seal, frame_id, &bytes[H..]),
-                        Ok(None) => false,
-                        Err(Error::BufferTooSmall { .. }) => {
-                            self.verify_streaming(at, &h, seal, frame_id)?
-                        }
-                        Err(e) => return Err(e),
+                    let ok = if !self.buf.grow_to(total) {
+                        self.verify_streaming(at, &h, seal, frame_id)
+                    } else {
+                        self.get(at, total)
+                            .is_some_and(|bytes| h.verify(seal, frame_id, &bytes[H..]))
                     };
                     if ok {
-                        return Ok(true);
+                        return true;
                     }
                 }
             }
             at += align as u64;
         }
-        Ok(false)
+        false
     }
 
-    /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any.
-    /// `log_id`: the log the marker must belong to; `None` accepts the log id the marker
-    /// names (its checksum covers it), for segments whose header is unreadable.
-    fn marker_beyond(
-        &mut self,
-        pos: u64,
-        log_id: Option<u64>,
-        align: usize,
-    ) -> Res<Option<u64>, S> {
+    /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any
+    /// (check [`err`](Self::err)). `log_id`: the log the marker must belong to; `None`
+    /// accepts the log id the marker names (its checksum covers it), for segments whose
+    /// header is unreadable.
+    fn marker_beyond(&mut self, pos: u64, log_id: Option<u64>, align: usize) -> Option<u64> {
         let marker_len = frame_header::HEADER_LEN + crate::frame::marker::LEN;
         let seg = self.seg;
         let mut at = pos + align as u64;
-        while at + marker_len as u64 <= self.extent {
-            if let Some(bytes) = self.get(at, marker_len)? {
+        while at + marker_len as u64 <= self.extent && !self.failed() {
+            if let Some(bytes) = self.get(at, marker_len) {
                 if let Some(m) = parse_marker(bytes, log_id, seg) {
                     if m.watermark > pos {
-                        return Ok(Some(at));
+                        return Some(at);
                     }
                 }
             }
             at += align as u64;
         }
-        Ok(None)
+        None
     }
 }
 
@@ -257,7 +287,11 @@ where
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
-    scan_dyn(st, buf, hdr, bound, deliver_from, &mut on_entry)
+    let (sealed, seal_end) = match bound {
+        Bound::Sealed(e) => (true, e),
+        Bound::Open => (false, 0),
+    };
+    scan_dyn(st, buf, hdr, sealed, seal_end, deliver_from, &mut on_entry)
 }
 
 /// The body of [`scan`]: one copy per storage type.
@@ -266,7 +300,8 @@ fn scan_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
     hdr: &SegmentHeader,
-    bound: Bound,
+    sealed: bool,
+    seal_end: u64,
     deliver_from: u64,
     on_entry: &mut OnEntry<'_, S>,
 ) -> Res<SegmentEnd, S>
@@ -278,16 +313,14 @@ where
     let ordered = st.ordered_writes();
     let seal = FrameSeal::new(hdr.log_id, hdr.segment);
     let align = hdr.align();
-    let seg = hdr.segment;
-    let mut w = Window::new(st, buf, seg)?;
-    let limit = match bound {
-        Bound::Sealed(e) if e > w.extent || e < hdr.data_start() => {
-            return Err(Error::corrupt(seg, e, Corruption::SealMismatch))
+    let mut w = Window::new(st, buf, hdr.segment)?;
+    let limit = match sealed {
+        true if seal_end > w.extent || seal_end < hdr.data_start() => {
+            return Err(Error::corrupt(w.seg, seal_end, Corruption::SealMismatch))
         }
-        Bound::Sealed(e) => e,
-        Bound::Open => w.extent,
+        true => seal_end,
+        false => w.extent,
     };
-    let sealed = matches!(bound, Bound::Sealed(_));
     let mut pos = hdr.data_start();
     let mut id = hdr.first_id;
     let done = |end: u64, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
@@ -295,11 +328,11 @@ where
         if pos == limit && sealed {
             return Ok(done(pos, Tail::Clean, id));
         }
-        let header = match w.get(pos, frame_header::HEADER_LEN)? {
-            Some(b) => b.first_chunk().and_then(FrameHeader::parse),
-            None => None,
-        }
-        .filter(|h| pos + h.frame_len(align) <= limit);
+        let header = w
+            .get(pos, frame_header::HEADER_LEN)
+            .and_then(|b| b.first_chunk().and_then(FrameHeader::parse))
+            .filter(|h| pos + h.frame_len(align) <= limit);
+        w.check()?;
         let verified = match header {
             None => None,
             Some(h) => {
@@ -309,14 +342,15 @@ where
                 let ok = if !w.buf.grow_to(total) {
                     // Larger than the buffer: its checksum is streamed, and only an entry
                     // that is not delivered may be that large.
-                    let ok = w.verify_streaming(pos, &h, &seal, frame_id)?;
+                    let ok = w.verify_streaming(pos, &h, &seal, frame_id);
+                    w.check()?;
                     if ok && !(entry && id < deliver_from) {
                         return Err(Error::BufferTooSmall {
                             needed: total as u64,
                         });
                     }
                     ok
-                } else if let Some(bytes) = w.get(pos, total)? {
+                } else if let Some(bytes) = w.get(pos, total) {
                     let payload = &bytes[frame_header::HEADER_LEN..];
                     let ok = h.verify(&seal, frame_id, payload);
                     if ok && entry && id >= deliver_from {
@@ -329,15 +363,16 @@ where
                                 m.watermark <= pos && m.next_id == id && m.log_id == hdr.log_id
                             });
                         if !sound {
-                            return Err(Error::corrupt(seg, pos, Corruption::BadSyncMarker));
+                            return Err(Error::corrupt(w.seg, pos, Corruption::BadSyncMarker));
                         }
                     }
                     ok
                 } else {
+                    w.check()?;
                     false
                 };
                 if ok && entry {
-                    id = next_entry_id(id, seg, pos)?;
+                    id = next_entry_id(id, w.seg, pos)?;
                 }
                 ok.then_some(h)
             }
@@ -348,22 +383,33 @@ where
                 // The first undecodable frame: decide what it is.
                 if sealed {
                     return Err(Error::corrupt(
-                        seg,
+                        w.seg,
                         pos,
                         Corruption::BadFrameInSealedSegment,
                     ));
                 }
-                if w.rest_is(pos, unwritten)? {
+                let clean = w.rest_is(pos, unwritten);
+                w.check()?;
+                if clean {
                     return Ok(done(pos, Tail::Clean, id));
                 }
                 // Ordered media carry no sync markers (the core writes none there), and
                 // `frame_beyond` finds any valid frame after the damage, markers included.
-                if !ordered && w.marker_beyond(pos, Some(hdr.log_id), align)?.is_some() {
-                    return Err(Error::corrupt(seg, pos, Corruption::BadFrameBelowWatermark));
-                }
-                if ordered && w.frame_beyond(pos, &seal, id, align)? {
+                let below_watermark =
+                    !ordered && w.marker_beyond(pos, Some(hdr.log_id), align).is_some();
+                w.check()?;
+                if below_watermark {
                     return Err(Error::corrupt(
-                        seg,
+                        w.seg,
+                        pos,
+                        Corruption::BadFrameBelowWatermark,
+                    ));
+                }
+                let before_valid = ordered && w.frame_beyond(pos, &seal, id, align);
+                w.check()?;
+                if before_valid {
+                    return Err(Error::corrupt(
+                        w.seg,
                         pos,
                         Corruption::BadFrameBeforeValidFrame,
                     ));
@@ -372,7 +418,7 @@ where
             }
         }
         if sealed && pos > limit {
-            return Err(Error::corrupt(seg, pos, Corruption::SealMismatch));
+            return Err(Error::corrupt(w.seg, pos, Corruption::SealMismatch));
         }
     }
 }
@@ -438,12 +484,13 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
     let align = st.write_size();
     // Every marker's watermark lies beyond the header, so "beyond offset 0" finds all.
     // Ordered media carry no markers (the core writes none there): nothing to find.
-    if !st.ordered_writes()
-        && Window::new(st, buf, seg)?
-            .marker_beyond(0, None, align)?
-            .is_some()
-    {
-        return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
+    if !st.ordered_writes() {
+        let mut w = Window::new(st, buf, seg)?;
+        let found = w.marker_beyond(0, None, align).is_some();
+        w.check()?;
+        if found {
+            return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
+        }
     }
     let magic = &crate::frame::MAGIC;
     let torn_magic =
@@ -555,6 +602,16 @@ impl Appender {
         }
     }
 
+    /// [`marker_len`](Self::marker_len), known to be 0 at compile time on media with
+    /// ordered writes (no marker is ever due there), so their builds drop the marker code.
+    pub fn due_marker_len<S: Storage>(&self, st: &S) -> u64 {
+        if st.ordered_writes() {
+            0
+        } else {
+            self.marker_len()
+        }
+    }
+
     /// Stages the sync marker of log `log_id` if one is due.
     pub fn stage_marker<S: Storage, B: Buffer>(
         &mut self,
@@ -563,7 +620,8 @@ impl Appender {
         next_id: u64,
         log_id: u64,
     ) -> Res<(), S> {
-        if self.marker_due {
+        // Never due on ordered media (see `sync`): a compile-time `false` there.
+        if self.marker_due && !st.ordered_writes() {
             self.make_room(st, buf, self.marker_len() as usize)?;
             self.put_marker(buf.bytes_mut(), next_id, log_id);
         }

@@ -135,14 +135,22 @@ where
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
 {
-    scan_log_dyn(st, buf, rules, report, last, &mut on_entry)
+    let ScanRules {
+        from_id,
+        covered,
+        ring,
+    } = rules;
+    scan_log_dyn(st, buf, from_id, covered, ring, report, last, &mut on_entry)
 }
 
 /// The body of [`scan_log`]: one copy per storage type.
+#[allow(clippy::too_many_arguments)] // scalars, not a struct copy on the caller's stack
 fn scan_log_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
-    rules: ScanRules,
+    from_id: u64,
+    covered: u64,
+    ring: bool,
     report: &mut ReplayReport,
     cur: &mut SegmentHeader,
     on_entry: &mut segment::OnEntry<'_, S>,
@@ -151,12 +159,9 @@ where
     S: Storage,
     B: Buffer,
 {
-    let Some((last_seg, torn_header)) = scan_start(st, buf, rules.ring, report, cur)? else {
+    let Some((last_seg, torn_header)) = scan_start(st, buf, ring, report, cur)? else {
         return Ok(None);
     };
-    let ScanRules {
-        from_id, covered, ..
-    } = rules;
     let log_id = cur.log_id;
     report.first_id = Some(cur.first_id);
     let mut next_id = cur.first_id;
@@ -387,9 +392,14 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
     where
         F: FnMut(u64, &[u8]) -> Res<(), S>,
     {
-        let mut report = ReplayReport::default();
-        self.replay_into(mode, from, covered, &mut report, f)?;
-        Ok(report)
+        // Filled in the returned value itself: no report-sized copy on the way out.
+        let mut r = Ok(ReplayReport::default());
+        if let Ok(report) = &mut r {
+            if let Err(e) = self.replay_into(mode, from, covered, report, f) {
+                r = Err(e);
+            }
+        }
+        r
     }
 
     /// [`replay_scan`](Self::replay_scan) filling the caller's `report` (which starts as
@@ -719,7 +729,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let State::Open(app) = &self.state else {
             return Err(Error::Poisoned);
         };
-        let data_start = crate::frame::align_up(crate::frame::header::LEN as u64, app.align);
+        let data_start = crate::frame::data_start(app.align);
         if let Some(max) = self.st.max_segment_len() {
             if data_start + total > max {
                 return Err(Error::EntryTooLarge {
@@ -730,7 +740,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             }
         }
         let limit = self.limit(data_start);
-        if app.end() + app.marker_len() + total <= limit {
+        if app.end() + app.due_marker_len(&self.st) + total <= limit {
             Ok((true, false))
         } else {
             // Rotate unless this would leave a segment without entries; either way
@@ -759,7 +769,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let State::Open(app) = &mut self.state else {
             return Err(Error::Poisoned);
         };
-        let want = app.marker_len() as usize;
+        let want = app.due_marker_len(&self.st) as usize;
         let Some((total, reserve)) =
             app.stage_with(&mut self.st, &mut self.buf, id, want, encode)?
         else {
