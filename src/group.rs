@@ -11,7 +11,8 @@
 //! highest id a completed barrier covered) to reach its id. If no barrier is in
 //! progress it becomes the **leader**: it takes the writer, moves every queued entry
 //! into it (in id order), runs one `flush_and_sync`, raises the watermark to the last
-//! id it moved and wakes every waiter. Entries appended while it was syncing wait for
+//! id it moved and wakes the waiters it covered (and one more, to lead the next barrier,
+//! if any is left: waking everyone cost a context switch per waiter per barrier). Entries appended while it was syncing wait for
 //! the next leader, which takes all of them at once: the batch grows with the barrier's
 //! latency, with no timer.
 //!
@@ -26,7 +27,8 @@
 //!
 //! Lock order: writer, then queue. The queue lock is never held across I/O.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
 
 use serde::Serialize;
 
@@ -58,6 +60,8 @@ struct Queue {
     failed: bool,
     /// Completed barriers.
     barriers: u64,
+    /// Threads parked until every id below their target is durable (or a failure).
+    waiters: Vec<(u64, Thread)>,
 }
 
 impl Queue {
@@ -78,7 +82,6 @@ struct Writer<E> {
 
 struct Shared<E> {
     queue: Mutex<Queue>,
-    wake: Condvar,
     writer: Mutex<Writer<E>>,
 }
 
@@ -128,8 +131,8 @@ impl<E> SharedWalWriter<E> {
                     leader: false,
                     failed: false,
                     barriers: 0,
+                    waiters: Vec::new(),
                 }),
-                wake: Condvar::new(),
                 writer: Mutex::new(Writer {
                     wal: writer,
                     moved_to: 0,
@@ -266,11 +269,11 @@ impl<E> SharedWalWriter<E> {
                 return Err(PersistenceError::Poisoned);
             }
             if q.leader {
-                q = self
-                    .shared
-                    .wake
-                    .wait(q)
-                    .unwrap_or_else(PoisonError::into_inner);
+                // Parked until a barrier covers `to`, or it is our turn to lead.
+                q.waiters.push((to, std::thread::current()));
+                drop(q);
+                std::thread::park();
+                q = lock(&self.shared.queue);
                 continue;
             }
             q.leader = true;
@@ -278,18 +281,22 @@ impl<E> SharedWalWriter<E> {
             let result = self.barrier();
             q = lock(&self.shared.queue);
             q.leader = false;
-            match result {
+            let result = match result {
                 Ok(moved_to) => {
                     q.durable_to = q.durable_to.max(moved_to);
                     q.barriers += 1;
+                    Ok(())
                 }
                 Err(e) => {
                     q.failed = true;
-                    self.shared.wake.notify_all();
-                    return Err(e);
+                    Err(e)
                 }
-            }
-            self.shared.wake.notify_all();
+            };
+            let woken = take_woken(&mut q);
+            drop(q);
+            woken.iter().for_each(Thread::unpark);
+            result?;
+            q = lock(&self.shared.queue);
         }
     }
 
@@ -351,9 +358,31 @@ impl<E> SharedWalWriter<E> {
     }
 
     fn fail(&self) {
-        lock(&self.shared.queue).failed = true;
-        self.shared.wake.notify_all();
+        let mut q = lock(&self.shared.queue);
+        q.failed = true;
+        let woken = take_woken(&mut q);
+        drop(q);
+        woken.iter().for_each(Thread::unpark);
     }
+}
+
+/// Removes the parked waiters to wake after a barrier: those it covered (all of them
+/// after a failure), plus the one with the lowest target among the rest, which leads
+/// the next barrier. The others stay parked: no wake-up without work for it.
+fn take_woken(q: &mut Queue) -> Vec<Thread> {
+    let mut woken = Vec::new();
+    let (durable, failed) = (q.durable_to, q.failed);
+    q.waiters.retain(|(to, t)| {
+        let wake = failed || *to <= durable;
+        if wake {
+            woken.push(t.clone());
+        }
+        !wake
+    });
+    if let Some(next) = (0..q.waiters.len()).min_by_key(|&i| q.waiters[i].0) {
+        woken.push(q.waiters.swap_remove(next).1);
+    }
+    woken
 }
 
 impl<E: Serialize> SharedWalWriter<E> {
