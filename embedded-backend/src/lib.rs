@@ -55,6 +55,22 @@
 //! The storage owns `F`. Since `NorFlash` is implemented for `&mut T`, pass `&mut flash`
 //! to keep the driver (a failed mount then does not lose it).
 //!
+//! # Reclaiming space
+//!
+//! A full partition is [`FlashError::NoSpace`]. Units come back when
+//! `lifecycle::publish` writes a checkpoint (to a second `FlashStorage` partition,
+//! through a `CheckpointStore`) and truncates the WAL behind it, or, for plain logging,
+//! in ring mode (`WalWriter::set_overwrite_oldest`), where the oldest unit is erased
+//! and reused when no unit is free. Power cuts during any erase: see the decision table
+//! in `docs/design.md` section 12.
+//!
+//! # Features
+//!
+//! - `async`: `asynch::BlockOn` runs this backend over an `embedded-storage-async`
+//!   driver (each flash operation is driven to completion inside the call: same bytes,
+//!   same logic, see its limits).
+//! - `defmt`: `defmt::Format` for the error types here and in the core.
+//!
 //! [`Storage`]: durability_core::Storage
 //! [`SegmentHeader`]: durability_core::frame::SegmentHeader
 #![no_std]
