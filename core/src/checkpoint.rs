@@ -313,10 +313,9 @@ impl<S: Storage> CheckpointStore<S> {
         let seq = match self.st.create(seq) {
             Ok(()) => seq,
             // A full medium may be holding torn leftovers of interrupted writes (they
-            // only go at the next successful publish): clear them and retry once.
-            Err(e)
-                if e.kind() == StorageErrorKind::NoSpace && self.remove_torn_leftovers()? > 0 =>
-            {
+            // only go at the next successful publish), or an old checkpoint whose
+            // retention was cut: make room and retry once.
+            Err(e) if e.kind() == StorageErrorKind::NoSpace && self.make_room()? => {
                 // Numbers stay monotonic: the torn ones are not reused.
                 self.st.create(seq).map_err(Error::Storage)?;
                 seq
@@ -465,6 +464,40 @@ impl<S: Storage> CheckpointStore<S> {
 
     /// Removes the checkpoints newer than the newest one that verifies (torn writes);
     /// returns how many. Streams payloads, so needs no buffer.
+    /// Frees a unit of a full medium: torn leftovers above the newest valid checkpoint,
+    /// else the oldest checkpoint if a newer one is valid (never the newest valid one).
+    /// A 2-unit A/B partition needs the second: a cut during `retain_newest` leaves
+    /// both units holding checkpoints.
+    fn make_room(&mut self) -> Res<bool, S> {
+        if self.remove_torn_leftovers()? > 0 {
+            return Ok(true);
+        }
+        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
+            return Ok(false);
+        };
+        for seq in (lo + 1..=hi).rev() {
+            if self.is_valid(seq)? {
+                self.st.remove(lo).map_err(Error::Storage)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether checkpoint `seq` exists and verifies (payload streamed, not kept).
+    fn is_valid(&mut self, seq: u64) -> Res<bool, S> {
+        if self.st.len(seq).is_err() {
+            return Ok(false);
+        }
+        let mut none: [u8; 0] = [];
+        match self.load(seq, &mut &mut none[..]) {
+            // With no buffer, a valid non-empty one reports BufferTooSmall.
+            Ok(Ok(_)) | Err(Error::BufferTooSmall { .. }) => Ok(true),
+            Ok(Err(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn remove_torn_leftovers(&mut self) -> Res<u64, S> {
         let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
             return Ok(0);
@@ -474,16 +507,11 @@ impl<S: Storage> CheckpointStore<S> {
             if self.st.len(seq).is_err() {
                 continue;
             }
-            let mut none: [u8; 0] = [];
-            match self.load(seq, &mut &mut none[..]) {
-                Ok(Err(_)) => {
-                    self.st.remove(seq).map_err(Error::Storage)?;
-                    removed += 1;
-                }
-                // Valid (with no buffer, a valid non-empty one reports BufferTooSmall).
-                Ok(Ok(_)) | Err(Error::BufferTooSmall { .. }) => break,
-                Err(e) => return Err(e),
+            if self.is_valid(seq)? {
+                break;
             }
+            self.st.remove(seq).map_err(Error::Storage)?;
+            removed += 1;
         }
         Ok(removed)
     }
