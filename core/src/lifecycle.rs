@@ -115,7 +115,8 @@ where
     I: FnOnce(Option<(&CheckpointHeader, &[u8])>) -> Res<T, W>,
     A: FnMut(&mut T, u64, &[u8]) -> Res<(), W>,
 {
-    let checkpoint = checkpoints.latest(buf)?;
+    let mut checkpoint = None;
+    checkpoints.latest_into(buf, &mut checkpoint)?;
     let (mut state, from) = match &checkpoint {
         Some(c) => (
             init(Some((&c.header, &buf.bytes()[..c.header.len as usize])))?,
