@@ -344,26 +344,44 @@ impl<S: Storage> CheckpointStore<S> {
 
     /// The newest checkpoint that verifies, with its payload in `buf[..len]`.
     pub fn latest<B: Buffer>(&mut self, buf: &mut B) -> Res<Option<StoredCheckpoint>, S> {
+        // Filled in the returned value itself: no checkpoint-sized copy on the way out.
+        let mut r = Ok(None);
+        if let Ok(out) = &mut r {
+            if let Err(e) = self.latest_into(buf, out) {
+                r = Err(e);
+            }
+        }
+        r
+    }
+
+    /// [`latest`](Self::latest) into the caller's `out` (left `None` when there is no
+    /// valid checkpoint): no result-sized copy on the caller's stack.
+    pub(crate) fn latest_into<B: Buffer>(
+        &mut self,
+        buf: &mut B,
+        out: &mut Option<StoredCheckpoint>,
+    ) -> Res<(), S> {
         let mut seqs_visited = 0u64;
         let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
-            return Ok(None);
+            return Ok(());
         };
         let mut seq = hi;
         loop {
             if self.st.len(seq).is_ok() {
                 match self.load(seq, buf)? {
                     Ok(header) => {
-                        return Ok(Some(StoredCheckpoint {
+                        *out = Some(StoredCheckpoint {
                             seq,
                             header,
                             skipped: seqs_visited,
-                        }))
+                        });
+                        return Ok(());
                     }
                     Err(_) => seqs_visited += 1,
                 }
             }
             if seq == lo {
-                return Ok(None);
+                return Ok(());
             }
             seq -= 1;
         }

@@ -115,7 +115,8 @@ where
     I: FnOnce(Option<(&CheckpointHeader, &[u8])>) -> Res<T, W>,
     A: FnMut(&mut T, u64, &[u8]) -> Res<(), W>,
 {
-    let checkpoint = checkpoints.latest(buf)?;
+    let mut checkpoint = None;
+    checkpoints.latest_into(buf, &mut checkpoint)?;
     let (mut state, from) = match &checkpoint {
         Some(c) => (
             init(Some((&c.header, &buf.bytes()[..c.header.len as usize])))?,
@@ -124,7 +125,8 @@ where
         None => (init(None)?, 1),
     };
     let log_id = checkpoint.map(|c| c.header.log_id);
-    let (replay, next_id) = replay_suffix(wal, buf, mode, from, log_id, |id, p| {
+    let mut replay = ReplayReport::default();
+    let next_id = replay_suffix_into(wal, buf, mode, from, log_id, &mut replay, |id, p| {
         apply(&mut state, id, p)
     })?;
     Ok((
@@ -154,6 +156,27 @@ where
     B: Buffer,
     A: FnMut(u64, &[u8]) -> Res<(), W>,
 {
+    let mut replay = ReplayReport::default();
+    let next_id = replay_suffix_into(wal, buf, mode, from, checkpoint_log_id, &mut replay, apply)?;
+    Ok((replay, next_id))
+}
+
+/// [`replay_suffix`] filling the caller's `replay` (which starts as
+/// [`ReplayReport::default`]) in place; returns the next id.
+fn replay_suffix_into<W, B, A>(
+    wal: W,
+    buf: &mut B,
+    mode: ReadMode,
+    from: u64,
+    checkpoint_log_id: Option<u64>,
+    replay: &mut ReplayReport,
+    apply: A,
+) -> Res<u64, W>
+where
+    W: Storage,
+    B: Buffer,
+    A: FnMut(u64, &[u8]) -> Res<(), W>,
+{
     let mut wal = wal;
     let first = first_segment_header(&mut wal)?;
     if let Some(h) = &first {
@@ -168,13 +191,12 @@ where
         }
     }
     let mut reader = WalReader::new(wal, buf);
-    let mut replay = ReplayReport::default();
-    reader.replay_into(mode, from, from - 1, &mut replay, apply)?;
+    reader.replay_into(mode, from, from - 1, replay, apply)?;
     if first.is_some() && replay.next_id < from {
         return Err(Error::CheckpointAhead {
             checkpoint_last_id: from - 1,
             wal_next_id: replay.next_id,
         });
     }
-    Ok((replay, replay.next_id.max(from)))
+    Ok(replay.next_id.max(from))
 }
