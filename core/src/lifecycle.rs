@@ -20,7 +20,7 @@ use crate::buffer::Buffer;
 use crate::checkpoint::{CheckpointHeader, CheckpointStore, StoredCheckpoint};
 use crate::error::Error;
 use crate::storage::{ErrorType, Storage};
-use crate::wal::{first_segment_header, ReplayReport, WalReader, WalWriter};
+use crate::wal::{first_segment_header, ReplayReport, WalConfig, WalReader, WalWriter};
 use crate::ReadMode;
 
 type Res<T, S> = Result<T, Error<<S as ErrorType>::Error>>;
@@ -91,6 +91,20 @@ pub struct RecoveryReport {
     pub replay: ReplayReport,
     /// The id a writer must assign next.
     pub next_id: u64,
+}
+
+impl RecoveryReport {
+    /// The settings for the writer that continues after this recovery: ids continue at
+    /// [`next_id`](Self::next_id) (for a log that has no segment left) and segments the
+    /// checkpoint covers are not read again ([`WalConfig::covered_through`]: on flash an
+    /// interrupted truncation may have left one half-erased).
+    pub fn writer_config(&self, base: WalConfig) -> WalConfig {
+        WalConfig {
+            first_id: self.next_id,
+            covered_through: self.checkpoint.map_or(0, |c| c.header.last_id),
+            ..base
+        }
+    }
 }
 
 /// Recovers a state: `init` builds it from the newest valid checkpoint (or from nothing),

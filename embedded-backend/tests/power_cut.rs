@@ -332,14 +332,9 @@ fn session_cps<'r, 'a, const W: usize>(
     model.acked = st.last;
     model.generation += 1;
 
-    let cfg = WalConfig {
-        segment_limit: u64::MAX,
-        log_id: LOG_ID,
-        first_id: rep.next_id,
-        // The recovered checkpoint covers these: a segment of them that an interrupted
-        // erase left half-erased must not block the writer.
-        covered_through: rep.checkpoint.map_or(0, |c| c.header.last_id),
-    };
+    // Ids continue after the recovery; the segments its checkpoint covers are not read
+    // again (an interrupted erase may have left one half-erased).
+    let cfg = rep.writer_config(WalConfig::new(LOG_ID));
     let mut w = WalWriter::open(&mut wal, [0u8; 256], cfg).map_err(|e| lost(0, &e))?;
     let mut scratch = [0u8; 256];
     for (k, step) in steps.iter().enumerate() {
