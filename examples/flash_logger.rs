@@ -134,11 +134,8 @@ fn main() {
         "an acknowledged reading was lost"
     );
 
-    let cfg = WalConfig {
-        first_id: report.next_id,
-        covered_through: report.checkpoint.map_or(0, |c| c.header.last_id),
-        ..WalConfig::new(LOG_ID)
-    };
+    // Ids continue after the recovery; units its checkpoint covers are not read again.
+    let cfg = report.writer_config(WalConfig::new(LOG_ID));
     let wal = Store::new(Flash::new(wal_mem), 0, WAL_UNITS).expect("mount");
     let mut w = WalWriter::open(wal, [0u8; 256], cfg).expect("open");
     for seq in last_seq + 1..=last_seq + 400 {
