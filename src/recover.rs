@@ -125,14 +125,10 @@ pub struct Recovery<S> {
     pub report: RecoveryReport,
 }
 
-fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> PersistenceResult<T> {
+/// Decodes postcard bytes; `what` names them in the error and is formatted only then
+/// (recovery decodes millions of entries: a label string per entry cost 13 % of it).
+fn decode<T: DeserializeOwned>(what: impl std::fmt::Display, bytes: &[u8]) -> PersistenceResult<T> {
     postcard::from_bytes(bytes).map_err(|e| PersistenceError::Decode(format!("{what}: {e}")))
-}
-
-/// Decodes WAL entry `id`; the label is formatted only on error (recovery decodes
-/// millions of entries: a string per entry cost 13 % of a recovery's time).
-fn decode_entry<T: DeserializeOwned>(id: u64, bytes: &[u8]) -> PersistenceResult<T> {
-    postcard::from_bytes(bytes).map_err(|e| PersistenceError::Decode(format!("entry {id}: {e}")))
 }
 
 /// Recovers any state from the newest valid checkpoint in `checkpoints/` plus the WAL
@@ -170,7 +166,7 @@ where
             }
         },
         |state, id, bytes| {
-            let r = decode_entry::<E>(id, bytes).map(|e| apply(state, id, e));
+            let r = decode::<E>(format_args!("entry {id}"), bytes).map(|e| apply(state, id, e));
             trap.hold(r)
         },
     );
@@ -236,7 +232,8 @@ where
         from,
         log_id,
         |id, bytes| {
-            let r = decode_entry::<E>(id, bytes).map(|e| apply(&mut state, id, e));
+            let r =
+                decode::<E>(format_args!("entry {id}"), bytes).map(|e| apply(&mut state, id, e));
             trap.hold(r)
         },
     );
