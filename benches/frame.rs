@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use durability::core::checksum::crc32c;
-use durability::core::frame::{frame_header, frame_len, FrameHeader, FrameKind, FrameSeal};
+use durability::core::frame::{
+    frame_header, frame_len, FrameForm, FrameHeader, FrameKind, FrameSeal,
+};
 
 const SIZES: [usize; 3] = [64, 256, 4096];
 /// Frames per iteration: enough to amortise the loop, small enough to stay in cache.
@@ -34,7 +36,7 @@ fn encoded(seal: &FrameSeal, size: usize) -> Vec<u8> {
 
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("frame_encode");
-    let seal = FrameSeal::new(LOG_ID, SEGMENT);
+    let seal = FrameSeal::new(LOG_ID, SEGMENT, FrameForm::Long);
     for size in SIZES {
         let payload = vec![0xA5u8; size];
         let step = frame_len(size, ALIGN) as usize;
@@ -81,7 +83,7 @@ fn encode_raw(c: &mut Criterion) {
 
 fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("frame_decode_verify");
-    let seal = FrameSeal::new(LOG_ID, SEGMENT);
+    let seal = FrameSeal::new(LOG_ID, SEGMENT, FrameForm::Long);
     for size in SIZES {
         let buf = encoded(&seal, size);
         let step = frame_len(size, ALIGN) as usize;
@@ -92,7 +94,7 @@ fn decode(c: &mut Criterion) {
                 for (i, frame) in black_box(buf).chunks_exact(step).enumerate() {
                     let mut head = [0u8; frame_header::HEADER_LEN];
                     head.copy_from_slice(&frame[..frame_header::HEADER_LEN]);
-                    let h = FrameHeader::parse(&head).expect("valid header");
+                    let h = FrameHeader::parse(&head, FrameForm::Long).expect("valid header");
                     let body = &frame[frame_header::HEADER_LEN..][..h.len as usize];
                     ok += u64::from(h.verify(&seal, i as u64 + 1, body));
                 }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use durability::checkpoint::CheckpointFile;
 use durability::core::checkpoint::{self as ckpt, CheckpointHeader, CheckpointStore};
 use durability::core::checksum::crc32c;
-use durability::core::frame::{FrameHeader, FrameKind, SegmentHeader, SyncMarker, MAX_ENTRY_LEN};
+use durability::core::frame::{
+    FrameForm, FrameHeader, FrameKind, SegmentHeader, SyncMarker, MAX_ENTRY_LEN,
+};
 use durability::core::mem::MemStorage;
 use durability::core::recordlog::{RecordLogReader, RecordLogWriter};
 use durability::core::wal::{WalConfig, WalReader, WalWriter};
@@ -855,7 +857,7 @@ proptest! {
             parsed.emit(&mut out);
             prop_assert_eq!(&out[..], &h[..], "a parsed header re-encodes identically");
         }
-        if let Some(fh) = FrameHeader::parse(&f) {
+        if let Some(fh) = FrameHeader::parse(&f, FrameForm::Long) {
             let word = u32::from_le_bytes(f[4..8].try_into().unwrap());
             prop_assert_eq!(fh.word(), word);
             prop_assert_eq!(fh.len, word & 0x0FFF_FFFF);
@@ -894,6 +896,7 @@ fn header_bit_flips_never_parse() {
             segment: 7,
             first_id: 99,
             prev_end: 1234,
+            form: FrameForm::Long,
         };
         let mut b = [0u8; 48];
         h.emit(&mut b);

@@ -277,6 +277,7 @@ pub fn storage_remount<M: Medium>(m: &mut M) {
             segment: 7,
             first_id: 1,
             prev_end: 0,
+            form: crate::wal::new_log_form(&st),
         }
         .emit(&mut h);
         head.extend_from_slice(&h);
@@ -619,6 +620,9 @@ impl<S: Storage> Storage for Tear<S> {
     }
     fn ordered_writes(&self) -> bool {
         self.inner.ordered_writes()
+    }
+    fn short_frames(&self) -> bool {
+        self.inner.short_frames()
     }
     fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), Self::Error> {
         self.inner.list(visit)

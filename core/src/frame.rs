@@ -20,7 +20,14 @@
 //!  |  crc  | word  | payload                | pad |
 //!  +-------+-------+------------------------+-----+
 //!  word = kind << 28 | len          kind: 1 = entry, 2 = sync marker (0 and 15 never valid)
-//!  crc  = CRC-32C(log_id ‖ segment ‖ entry_id ‖ word ‖ payload)     (ids as u64 LE)
+//!  crc  = CRC-32C(log_id ‖ segment ‖ entry_id ‖ word ‖ payload)     (ids as u64 LE, word as u32 LE)
+//!
+//!  short frame (segments of format version 2: media that ask for it, flash)
+//!  0       4   6                        6+len
+//!  +-------+---+------------------------+-----+
+//!  |  crc  |wrd| payload                | pad |
+//!  +-------+---+------------------------+-----+
+//!  wrd  = kind << 14 | len (u16)     same kinds (0 and 3 never valid), len ≤ 16,383
 //! ```
 //!
 //! Why this shape:
@@ -30,7 +37,11 @@
 //!   The entry id is implicit — `first_id` plus the frame's index — and still checked.
 //! - An all-zero or all-0xFF word has kind 0 or 15, so neither zeroed nor erased space
 //!   ever decodes as a frame, whatever the checksum happens to be.
-//! - 8 header bytes: a 50-byte entry on 4-byte flash words programs 60 bytes.
+//! - 8 header bytes, or 6 in the short form a medium with small segments asks for
+//!   ([`Storage::short_frames`](crate::Storage::short_frames)): a 50-byte entry on
+//!   4-byte flash words programs 56 bytes. The segment header's version says which form
+//!   its frames use, so both are read everywhere, and a reader that predates the short
+//!   form refuses such a segment (unknown version) instead of misreading it.
 //! - A sync marker (kind 2, entry id 0 in the checksum) records a durable watermark;
 //!   see `docs/design.md` for the argument and [`crate::segment`] for its use. Its
 //!   payload is `watermark u64 ‖ next_id u64 ‖ log_id u64`: carrying the log id lets a
@@ -41,8 +52,10 @@ use crate::checksum::Crc32c;
 
 /// Segment header magic.
 pub const MAGIC: [u8; 4] = *b"DURL";
-/// Format version written by this build.
+/// Format version of segments whose frames have the 8-byte header.
 pub const VERSION: u8 = 1;
+/// Format version of segments whose frames have the 6-byte (short) header.
+pub const VERSION_SHORT: u8 = 2;
 
 /// Segment header field offsets.
 pub mod header {
@@ -86,6 +99,14 @@ pub mod frame_header {
     pub const KIND_SHIFT: u32 = 28;
     /// Mask of the length inside `word`.
     pub const LEN_MASK: u32 = (1 << KIND_SHIFT) - 1;
+    /// Short form: `word` is a `u16`.
+    pub const SHORT_WORD: Range<usize> = 4..6;
+    /// Short form: header length.
+    pub const SHORT_HEADER_LEN: usize = 6;
+    /// Short form: shift of the kind inside the `u16` word.
+    pub const SHORT_KIND_SHIFT: u32 = 14;
+    /// Short form: mask of the length inside the `u16` word.
+    pub const SHORT_LEN_MASK: u32 = (1 << SHORT_KIND_SHIFT) - 1;
 }
 
 /// Sync marker payload field offsets.
@@ -107,6 +128,61 @@ const _: () = assert!(MAX_ENTRY_LEN <= frame_header::LEN_MASK);
 
 /// Largest entry payload, for writer and reader alike: 64 MiB.
 pub const MAX_ENTRY_LEN: u32 = 64 * 1024 * 1024;
+
+/// Largest entry payload of a segment with short frames: 16,383 bytes.
+pub const SHORT_MAX_ENTRY_LEN: u32 = frame_header::SHORT_LEN_MASK;
+
+/// Which frame header a segment's frames carry (its header's version says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameForm {
+    /// 8-byte header: `crc u32 ‖ word u32`, entries up to [`MAX_ENTRY_LEN`].
+    Long,
+    /// 6-byte header: `crc u32 ‖ word u16`, entries up to [`SHORT_MAX_ENTRY_LEN`].
+    Short,
+}
+
+impl FrameForm {
+    /// Header length of a frame.
+    pub fn head_len(self) -> usize {
+        match self {
+            FrameForm::Long => frame_header::HEADER_LEN,
+            FrameForm::Short => frame_header::SHORT_HEADER_LEN,
+        }
+    }
+
+    /// Largest entry payload.
+    pub fn max_entry_len(self) -> u32 {
+        match self {
+            FrameForm::Long => MAX_ENTRY_LEN,
+            FrameForm::Short => SHORT_MAX_ENTRY_LEN,
+        }
+    }
+
+    /// Length of a frame with a `len`-byte payload, padded to `align`.
+    pub fn frame_len(self, len: usize, align: usize) -> u64 {
+        // In `usize`: on 32-bit targets `u64` masks cost registers in every loop that
+        // pads frames. Exact for every length up to `usize::MAX - 40`.
+        let mask = align.wrapping_sub(1);
+        (len.wrapping_add(self.head_len() + mask) & !mask) as u64
+    }
+
+    /// The `word` of a frame (the value the checksum covers, as a `u32`).
+    fn word(self, kind: FrameKind, len: usize) -> u32 {
+        let shift = match self {
+            FrameForm::Long => frame_header::KIND_SHIFT,
+            FrameForm::Short => frame_header::SHORT_KIND_SHIFT,
+        };
+        (kind as u32) << shift | len as u32
+    }
+
+    /// The segment header version of this form.
+    fn version(self) -> u8 {
+        match self {
+            FrameForm::Long => VERSION,
+            FrameForm::Short => VERSION_SHORT,
+        }
+    }
+}
 
 /// Largest supported alignment (flash words up to 32 bytes).
 pub const MAX_ALIGN: usize = 32;
@@ -154,6 +230,8 @@ pub struct SegmentHeader {
     pub first_id: u64,
     /// End of the previous segment's valid data, 0 when not recorded.
     pub prev_end: u64,
+    /// The frame header form (stored as the format version).
+    pub form: FrameForm,
 }
 
 /// Why a header does not parse.
@@ -178,11 +256,16 @@ impl SegmentHeader {
         data_start(self.align())
     }
 
+    /// The checksum seal of this segment's frames.
+    pub fn seal(&self) -> FrameSeal {
+        FrameSeal::new(self.log_id, self.segment, self.form)
+    }
+
     /// Writes the header into `out[..header::LEN]`.
     pub fn emit(&self, out: &mut [u8; header::LEN]) {
         out.fill(0);
         out[header::MAGIC].copy_from_slice(&MAGIC);
-        out[header::VERSION] = VERSION;
+        out[header::VERSION] = self.form.version();
         out[header::KIND] = self.kind as u8;
         out[header::ALIGN_LOG2] = self.align_log2;
         out[header::LOG_ID].copy_from_slice(&self.log_id.to_le_bytes());
@@ -202,9 +285,11 @@ impl SegmentHeader {
         if crate::checksum::crc32c(&b[..header::CRC.start]) != le_u32(&b[header::CRC]) {
             return Err(HeaderError::Invalid);
         }
-        if b[header::VERSION] != VERSION {
-            return Err(HeaderError::Version(b[header::VERSION]));
-        }
+        let form = match b[header::VERSION] {
+            VERSION => FrameForm::Long,
+            VERSION_SHORT => FrameForm::Short,
+            v => return Err(HeaderError::Version(v)),
+        };
         let kind = match b[header::KIND] {
             1 => LogKind::Wal,
             2 => LogKind::RecordLog,
@@ -224,6 +309,7 @@ impl SegmentHeader {
             segment: le_u64(&b[header::SEGMENT]),
             first_id: le_u64(&b[header::FIRST_ID]),
             prev_end: le_u64(&b[header::PREV_END]),
+            form,
         })
     }
 }
@@ -232,17 +318,23 @@ impl SegmentHeader {
 #[derive(Clone)]
 pub struct FrameSeal {
     prefix: Crc32c,
+    form: FrameForm,
 }
 
 impl FrameSeal {
-    /// The seal for frames of segment `segment` of log `log_id`.
-    pub fn new(log_id: u64, segment: u64) -> Self {
+    /// The seal for frames of form `form` in segment `segment` of log `log_id`.
+    pub fn new(log_id: u64, segment: u64, form: FrameForm) -> Self {
         let mut ident = [0u8; 16];
         ident[..8].copy_from_slice(&log_id.to_le_bytes());
         ident[8..].copy_from_slice(&segment.to_le_bytes());
         let mut prefix = Crc32c::new();
         prefix.update(&ident);
-        FrameSeal { prefix }
+        FrameSeal { prefix, form }
+    }
+
+    /// The frame form this seal writes and reads.
+    pub fn form(&self) -> FrameForm {
+        self.form
     }
 
     /// Checksum of a frame with implicit `entry_id` (0 for markers), `word` and `payload`.
@@ -266,18 +358,22 @@ impl FrameSeal {
         crc
     }
 
-    /// Fills `header` for a frame whose payload is already in place.
+    /// The header of a frame with this payload: its first
+    /// [`head_len`](FrameForm::head_len) bytes (the rest is zero).
     pub fn seal(
         &self,
         kind: FrameKind,
         entry_id: u64,
         payload: &[u8],
     ) -> [u8; frame_header::HEADER_LEN] {
-        let word = (kind as u32) << frame_header::KIND_SHIFT | payload.len() as u32;
+        let word = self.form.word(kind, payload.len());
         let mut out = [0u8; frame_header::HEADER_LEN];
         out[frame_header::CRC]
             .copy_from_slice(&self.checksum(entry_id, word, payload).to_le_bytes());
-        out[frame_header::WORD].copy_from_slice(&word.to_le_bytes());
+        // Little-endian: the short form's `u16` word is the first two bytes of the `u32`.
+        let word = word.to_le_bytes();
+        let n = self.form.head_len() - frame_header::CRC.end;
+        out[frame_header::CRC.end..frame_header::CRC.end + n].copy_from_slice(&word[..n]);
         out
     }
 }
@@ -292,23 +388,50 @@ pub struct FrameHeader {
     /// Stored checksum.
     pub crc: u32,
     word: u32,
+    form: FrameForm,
 }
 
 impl FrameHeader {
-    /// Parses the 8 header bytes; `None` if the kind is invalid or the length over the limit.
-    pub fn parse(bytes: &[u8; frame_header::HEADER_LEN]) -> Option<Self> {
-        let word = le_u32(&bytes[frame_header::WORD]);
-        let kind = FrameKind::from_bits(word >> frame_header::KIND_SHIFT)?;
-        let len = word & frame_header::LEN_MASK;
+    /// Parses the first [`head_len`](FrameForm::head_len) bytes of `bytes` as a frame
+    /// header of form `form`; `None` if they are too few, the kind is invalid or the
+    /// length over the limit.
+    pub fn parse(bytes: &[u8], form: FrameForm) -> Option<Self> {
+        let head = bytes.get(..form.head_len())?;
+        let (word, kind_bits, len) = match form {
+            FrameForm::Long => {
+                let word = le_u32(&head[frame_header::WORD]);
+                (
+                    word,
+                    word >> frame_header::KIND_SHIFT,
+                    word & frame_header::LEN_MASK,
+                )
+            }
+            FrameForm::Short => {
+                let w = &head[frame_header::SHORT_WORD];
+                let word = u16::from_le_bytes([w[0], w[1]]) as u32;
+                (
+                    word,
+                    word >> frame_header::SHORT_KIND_SHIFT,
+                    word & frame_header::SHORT_LEN_MASK,
+                )
+            }
+        };
+        let kind = FrameKind::from_bits(kind_bits)?;
         if len > MAX_ENTRY_LEN || (kind == FrameKind::SyncMarker && len as usize != marker::LEN) {
             return None;
         }
         Some(FrameHeader {
             kind,
             len,
-            crc: le_u32(&bytes[frame_header::CRC]),
+            crc: le_u32(&head[frame_header::CRC]),
             word,
+            form,
         })
+    }
+
+    /// Header length of this frame.
+    pub fn head_len(&self) -> usize {
+        self.form.head_len()
     }
 
     /// The `word` field as stored.
@@ -323,7 +446,7 @@ impl FrameHeader {
 
     /// Total frame length including padding to `align`.
     pub fn frame_len(&self, align: usize) -> u64 {
-        frame_len(self.len as usize, align)
+        self.form.frame_len(self.len as usize, align)
     }
 }
 
@@ -369,12 +492,10 @@ pub(crate) fn data_start(align: usize) -> u64 {
     ((header::LEN + mask) & !mask) as u64
 }
 
-/// Length of a frame with a `len`-byte payload, padded to `align`.
+/// Length of a frame with the 8-byte header and a `len`-byte payload, padded to `align`
+/// ([`FrameForm::frame_len`] for either form).
 pub fn frame_len(len: usize, align: usize) -> u64 {
-    // In `usize`: on 32-bit targets `u64` masks cost registers in every loop that pads
-    // frames. Exact for every length up to `usize::MAX - 40` (frames are far shorter).
-    let mask = align.wrapping_sub(1);
-    (len.wrapping_add(frame_header::HEADER_LEN + mask) & !mask) as u64
+    FrameForm::Long.frame_len(len, align)
 }
 
 /// Rounds `n` up to a multiple of the power of two `align`.

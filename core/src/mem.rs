@@ -37,6 +37,7 @@ pub struct MemStorage {
     /// The segments, by number. Public so tests can damage bytes directly.
     pub segments: BTreeMap<u64, Vec<u8>>,
     write_size: usize,
+    short_frames: bool,
 }
 
 impl MemStorage {
@@ -50,7 +51,16 @@ impl MemStorage {
         MemStorage {
             segments: BTreeMap::new(),
             write_size,
+            short_frames: false,
         }
+    }
+
+    /// Makes logs created from now on use the short frame header
+    /// ([`Storage::short_frames`]), as flash does: for testing that form on a medium
+    /// without flash's other rules.
+    pub fn with_short_frames(mut self, short: bool) -> Self {
+        self.short_frames = short;
+        self
     }
 
     fn seg(&mut self, n: u64) -> Result<&mut Vec<u8>, MemError> {
@@ -65,6 +75,9 @@ impl ErrorType for MemStorage {
 impl Storage for MemStorage {
     fn write_size(&self) -> usize {
         self.write_size
+    }
+    fn short_frames(&self) -> bool {
+        self.short_frames
     }
     fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), MemError> {
         self.segments.keys().for_each(|&n| visit(n));

@@ -190,6 +190,7 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
                 segment: seg,
                 first_id: 1,
                 prev_end: 0,
+                form: crate::wal::new_log_form(&self.st),
             };
             return Appender::create(&mut self.st, &hdr);
         };
@@ -232,6 +233,13 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         let State::Open(app) = &mut self.state else {
             unreachable!("opened above")
         };
+        let max = app.form().max_entry_len();
+        if payload.len() > max as usize {
+            return Err(Error::EntryTooLarge {
+                len: payload.len() as u64,
+                max: max as u64,
+            });
+        }
         let r = app
             .stage_marker(&mut self.st, &mut self.buf, index, self.log_id)
             .and_then(|_| app.append(&mut self.st, &mut self.buf, index, payload));
@@ -257,7 +265,7 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
         let want = app.marker_len() as usize;
         let r = app.stage_with(&mut self.st, &mut self.buf, index, want, encode);
         match self.poison_on_storage_error(r)? {
-            Some((total, reserve)) => {
+            Some((total, reserve, _)) => {
                 let log_id = self.log_id;
                 let State::Open(app) = &mut self.state else {
                     unreachable!()

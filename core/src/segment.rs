@@ -24,8 +24,7 @@
 use crate::buffer::Buffer;
 use crate::error::{Corruption, Error};
 use crate::frame::{
-    align_up, frame_header, frame_len, FrameHeader, FrameKind, FrameSeal, SegmentHeader,
-    SyncMarker, MARKER_ID, MAX_ENTRY_LEN,
+    align_up, FrameForm, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker, MARKER_ID,
 };
 use crate::storage::Storage;
 
@@ -176,7 +175,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// CRC (check [`err`](Self::err)).
     fn verify_streaming(&mut self, pos: u64, h: &FrameHeader, seal: &FrameSeal, id: u64) -> bool {
         let mut crc = seal.begin(id, h.word());
-        let mut at = pos + frame_header::HEADER_LEN as u64;
+        let mut at = pos + h.head_len() as u64;
         let end = at + h.len as u64;
         while at < end {
             let n = (end - at).min(self.buf.bytes().len() as u64) as usize;
@@ -193,13 +192,11 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// `id` or `id + 1` (the damaged frame was a marker or entry `id`), or a sync marker
     /// (check [`err`](Self::err)).
     fn frame_beyond(&mut self, pos: u64, seal: &FrameSeal, id: u64, align: usize) -> bool {
-        const H: usize = frame_header::HEADER_LEN;
+        let form = seal.form();
+        let hl = form.head_len();
         let mut at = pos + align as u64;
-        while at + H as u64 <= self.extent && !self.failed() {
-            let Some(h) = self
-                .get(at, H)
-                .and_then(|b| FrameHeader::parse(b.try_into().ok()?))
-            else {
+        while at + hl as u64 <= self.extent && !self.failed() {
+            let Some(h) = self.get(at, hl).and_then(|b| FrameHeader::parse(b, form)) else {
                 at += align as u64;
                 continue;
             };
@@ -208,13 +205,13 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                     FrameKind::Entry => [id, id.saturating_add(1)],
                     FrameKind::SyncMarker => [MARKER_ID, MARKER_ID],
                 };
-                let total = H + h.len as usize;
+                let total = hl + h.len as usize;
                 for frame_id in ids {
                     let ok = if !self.buf.grow_to(total) {
                         self.verify_streaming(at, &h, seal, frame_id)
                     } else {
                         self.get(at, total)
-                            .is_some_and(|bytes| h.verify(seal, frame_id, &bytes[H..]))
+                            .is_some_and(|bytes| h.verify(seal, frame_id, &bytes[hl..]))
                     };
                     if ok {
                         return true;
@@ -230,13 +227,19 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// (check [`err`](Self::err)). `log_id`: the log the marker must belong to; `None`
     /// accepts the log id the marker names (its checksum covers it), for segments whose
     /// header is unreadable.
-    fn marker_beyond(&mut self, pos: u64, log_id: Option<u64>, align: usize) -> Option<u64> {
-        let marker_len = frame_header::HEADER_LEN + crate::frame::marker::LEN;
+    fn marker_beyond(
+        &mut self,
+        pos: u64,
+        log_id: Option<u64>,
+        align: usize,
+        form: FrameForm,
+    ) -> Option<u64> {
+        let marker_len = form.head_len() + crate::frame::marker::LEN;
         let seg = self.seg;
         let mut at = pos + align as u64;
         while at + marker_len as u64 <= self.extent && !self.failed() {
             if let Some(bytes) = self.get(at, marker_len) {
-                if let Some(m) = parse_marker(bytes, log_id, seg) {
+                if let Some(m) = parse_marker(bytes, log_id, seg, form) {
                     if m.watermark > pos {
                         return Some(at);
                     }
@@ -254,19 +257,22 @@ fn next_entry_id<E>(id: u64, seg: u64, pos: u64) -> Result<u64, Error<E>> {
         .ok_or(Error::corrupt(seg, pos, Corruption::EntryIdGap))
 }
 
-fn parse_marker(bytes: &[u8], log_id: Option<u64>, seg: u64) -> Option<SyncMarker> {
-    let head: &[u8; frame_header::HEADER_LEN] =
-        bytes.get(..frame_header::HEADER_LEN)?.try_into().ok()?;
-    let h = FrameHeader::parse(head)?;
+fn parse_marker(
+    bytes: &[u8],
+    log_id: Option<u64>,
+    seg: u64,
+    form: FrameForm,
+) -> Option<SyncMarker> {
+    let h = FrameHeader::parse(bytes, form)?;
     if h.kind != FrameKind::SyncMarker {
         return None;
     }
-    let payload = bytes.get(frame_header::HEADER_LEN..frame_header::HEADER_LEN + h.len as usize)?;
+    let payload = bytes.get(h.head_len()..h.head_len() + h.len as usize)?;
     let m = SyncMarker::parse(payload.try_into().ok()?);
     if log_id.is_some_and(|id| id != m.log_id) {
         return None;
     }
-    h.verify(&FrameSeal::new(m.log_id, seg), MARKER_ID, payload)
+    h.verify(&FrameSeal::new(m.log_id, seg, form), MARKER_ID, payload)
         .then_some(m)
 }
 
@@ -311,7 +317,9 @@ where
 {
     let unwritten = st.unwritten_byte();
     let ordered = st.ordered_writes();
-    let seal = FrameSeal::new(hdr.log_id, hdr.segment);
+    let seal = hdr.seal();
+    let form = hdr.form;
+    let hl = form.head_len();
     let align = hdr.align();
     let mut w = Window::new(st, buf, hdr.segment)?;
     let limit = match sealed {
@@ -329,8 +337,8 @@ where
             return Ok(done(pos, Tail::Clean, id));
         }
         let header = w
-            .get(pos, frame_header::HEADER_LEN)
-            .and_then(|b| b.first_chunk().and_then(FrameHeader::parse))
+            .get(pos, hl)
+            .and_then(|b| FrameHeader::parse(b, form))
             .filter(|h| pos + h.frame_len(align) <= limit);
         w.check()?;
         let verified = match header {
@@ -338,7 +346,7 @@ where
             Some(h) => {
                 let entry = h.kind == FrameKind::Entry;
                 let frame_id = if entry { id } else { MARKER_ID };
-                let total = frame_header::HEADER_LEN + h.len as usize;
+                let total = hl + h.len as usize;
                 let ok = if !w.buf.grow_to(total) {
                     // Larger than the buffer: its checksum is streamed, and only an entry
                     // that is not delivered may be that large.
@@ -351,7 +359,7 @@ where
                     }
                     ok
                 } else if let Some(bytes) = w.get(pos, total) {
-                    let payload = &bytes[frame_header::HEADER_LEN..];
+                    let payload = &bytes[hl..];
                     let ok = h.verify(&seal, frame_id, payload);
                     if ok && entry && id >= deliver_from {
                         on_entry(id, payload)?;
@@ -395,8 +403,9 @@ where
                 }
                 // Ordered media carry no sync markers (the core writes none there), and
                 // `frame_beyond` finds any valid frame after the damage, markers included.
-                let below_watermark =
-                    !ordered && w.marker_beyond(pos, Some(hdr.log_id), align).is_some();
+                let below_watermark = !ordered
+                    && w.marker_beyond(pos, Some(hdr.log_id), align, form)
+                        .is_some();
                 w.check()?;
                 if below_watermark {
                     return Err(Error::corrupt(
@@ -431,6 +440,7 @@ pub(crate) const NO_HEADER: SegmentHeader = SegmentHeader {
     segment: 0,
     first_id: 0,
     prev_end: 0,
+    form: FrameForm::Long,
 };
 
 /// Reads and parses the header of segment `seg`; `Ok(None)` when it is not a valid header.
@@ -485,8 +495,15 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
     // Every marker's watermark lies beyond the header, so "beyond offset 0" finds all.
     // Ordered media carry no markers (the core writes none there): nothing to find.
     if !st.ordered_writes() {
+        // The header is unreadable, so the frame form is this medium's (markers of
+        // the other form, from an older build, are not looked for).
+        let form = if st.short_frames() {
+            FrameForm::Short
+        } else {
+            FrameForm::Long
+        };
         let mut w = Window::new(st, buf, seg)?;
-        let found = w.marker_beyond(0, None, align).is_some();
+        let found = w.marker_beyond(0, None, align, form).is_some();
         w.check()?;
         if found {
             return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
@@ -528,7 +545,7 @@ impl Appender {
     pub fn resume(hdr: &SegmentHeader, end: u64) -> Self {
         Appender {
             seg: hdr.segment,
-            seal: FrameSeal::new(hdr.log_id, hdr.segment),
+            seal: hdr.seal(),
             align: hdr.align(),
             written: end,
             fill: 0,
@@ -593,10 +610,20 @@ impl Appender {
         Ok(())
     }
 
+    /// The frame form of this segment.
+    pub fn form(&self) -> FrameForm {
+        self.seal.form()
+    }
+
+    /// Length of an entry frame with a `len`-byte payload in this segment.
+    pub fn frame_len(&self, len: usize) -> u64 {
+        self.form().frame_len(len, self.align)
+    }
+
     /// Bytes the due sync marker takes, 0 if none is due.
     pub fn marker_len(&self) -> u64 {
         if self.marker_due {
-            frame_len(crate::frame::marker::LEN, self.align)
+            self.frame_len(crate::frame::marker::LEN)
         } else {
             0
         }
@@ -638,7 +665,12 @@ impl Appender {
         .emit();
         let total = self.marker_len() as usize;
         let head = self.seal.seal(FrameKind::SyncMarker, MARKER_ID, &payload);
-        put_frame(&mut buf[self.fill..self.fill + total], &head, &payload);
+        let hl = self.form().head_len();
+        put_frame(
+            &mut buf[self.fill..self.fill + total],
+            &head[..hl],
+            &payload,
+        );
         self.fill += total;
         self.marker_due = false;
     }
@@ -653,25 +685,26 @@ impl Appender {
         payload: &[u8],
     ) -> Res<(), S> {
         let head = self.seal.seal(FrameKind::Entry, id, payload);
-        let total = frame_len(payload.len(), self.align) as usize;
+        let hl = self.form().head_len();
+        let head = &head[..hl];
+        let total = self.frame_len(payload.len()) as usize;
         self.make_room(st, buf, total)?;
         let cap = buf.bytes().len();
         if self.fill + total <= cap {
             put_frame(
                 &mut buf.bytes_mut()[self.fill..self.fill + total],
-                &head,
+                head,
                 payload,
             );
             self.fill += total;
         } else {
             // Larger than the whole buffer: header and a first aligned piece through the
             // buffer, the aligned middle straight from the caller, the rest staged.
-            let first = (cap & !(self.align - 1)) - frame_header::HEADER_LEN;
+            let first = (cap & !(self.align - 1)) - hl;
             let b = buf.bytes_mut();
-            b[..frame_header::HEADER_LEN].copy_from_slice(&head);
-            b[frame_header::HEADER_LEN..frame_header::HEADER_LEN + first]
-                .copy_from_slice(&payload[..first]);
-            self.fill = frame_header::HEADER_LEN + first;
+            b[..hl].copy_from_slice(head);
+            b[hl..hl + first].copy_from_slice(&payload[..first]);
+            self.fill = hl + first;
             self.flush(st, buf)?;
             let rest = &payload[first..];
             let middle = rest.len() & !(self.align - 1);
@@ -692,8 +725,8 @@ impl Appender {
     /// Serializes an entry straight into the buffer with `encode`, which returns the
     /// payload length or `None` if it does not fit; `reserve` bytes are left free in front
     /// of the frame for the due marker, unless only dropping the marker makes the entry
-    /// fit. Returns the frame's length and the room actually reserved. Returns the staged frame's length, or
-    /// `None` (nothing staged) if it does not fit even an empty buffer. The frame is only
+    /// fit. Returns the frame's length, the room actually reserved and the payload's
+    /// length, or `None` (nothing staged) if it does not fit even an empty buffer. The frame is only
     /// staged tentatively: the caller commits it with [`Appender::commit`].
     pub fn stage_with<S, B, F>(
         &mut self,
@@ -702,7 +735,7 @@ impl Appender {
         id: u64,
         reserve: usize,
         mut encode: F,
-    ) -> Res<Option<(usize, usize)>, S>
+    ) -> Res<Option<(usize, usize, usize)>, S>
     where
         S: Storage,
         B: Buffer,
@@ -721,7 +754,8 @@ impl Appender {
             }
             let reserve = if with_marker { reserve } else { 0 };
             let at = self.fill + reserve;
-            let start = at + frame_header::HEADER_LEN;
+            let hl = self.form().head_len();
+            let start = at + hl;
             let b = buf.bytes_mut();
             if start > b.len() {
                 continue;
@@ -729,23 +763,24 @@ impl Appender {
             let Some(len) = encode(&mut b[start..]) else {
                 continue;
             };
-            if len > MAX_ENTRY_LEN as usize {
+            let max = self.form().max_entry_len();
+            if len > max as usize {
                 return Err(Error::EntryTooLarge {
                     len: len as u64,
-                    max: MAX_ENTRY_LEN as u64,
+                    max: max as u64,
                 });
             }
-            let total = frame_len(len, self.align) as usize;
+            let total = self.form().frame_len(len, self.align) as usize;
             if at + total > b.len() {
                 continue;
             }
             let head = self.seal.seal(FrameKind::Entry, id, &b[start..start + len]);
-            b[at..start].copy_from_slice(&head);
+            b[at..start].copy_from_slice(&head[..hl]);
             b[start + len..at + total].fill(0);
             if !with_marker {
                 self.marker_due = false;
             }
-            return Ok(Some((total, reserve)));
+            return Ok(Some((total, reserve, len)));
         }
         Ok(None)
     }
@@ -775,24 +810,23 @@ impl Appender {
     }
 
     /// Moves a tentatively staged frame (at `from..from + total` in the buffer, sealed for
-    /// the previous segment) to the front of this fresh appender's buffer and reseals it.
+    /// the previous segment of the same log, so of the same form) to the front of this
+    /// fresh appender's buffer and reseals it.
     pub fn adopt(&mut self, buf: &mut [u8], from: usize, total: usize, id: u64) {
         buf.copy_within(from..from + total, 0);
-        let word = crate::frame::le_u32(&buf[frame_header::WORD]);
-        let len = (word & frame_header::LEN_MASK) as usize;
-        let head = self.seal.seal(
-            FrameKind::Entry,
-            id,
-            &buf[frame_header::HEADER_LEN..frame_header::HEADER_LEN + len],
-        );
-        buf[..frame_header::HEADER_LEN].copy_from_slice(&head);
+        let form = self.form();
+        let hl = form.head_len();
+        // The header was staged by `stage_with`, so it parses.
+        let len = FrameHeader::parse(buf, form).map_or(0, |h| h.len as usize);
+        let head = self.seal.seal(FrameKind::Entry, id, &buf[hl..hl + len]);
+        buf[..hl].copy_from_slice(&head[..hl]);
         self.fill = total;
         self.has_entries = true;
     }
 }
 
-fn put_frame(out: &mut [u8], head: &[u8; frame_header::HEADER_LEN], payload: &[u8]) {
-    let (h, rest) = out.split_at_mut(frame_header::HEADER_LEN);
+fn put_frame(out: &mut [u8], head: &[u8], payload: &[u8]) {
+    let (h, rest) = out.split_at_mut(head.len());
     h.copy_from_slice(head);
     rest[..payload.len()].copy_from_slice(payload);
     rest[payload.len()..].fill(0);

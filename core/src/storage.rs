@@ -72,6 +72,14 @@ pub trait Storage: ErrorType {
         false
     }
 
+    /// Whether new segments use the short frame header (6 bytes instead of 8; entries
+    /// up to [`SHORT_MAX_ENTRY_LEN`](crate::frame::SHORT_MAX_ENTRY_LEN) bytes). For media
+    /// whose segments are small and whose every programmed byte counts (flash). Segments
+    /// of both forms are read whatever this says: each header records its form.
+    fn short_frames(&self) -> bool {
+        false
+    }
+
     /// Calls `visit` once for each existing segment number, in any order.
     ///
     /// Durability: reports the live view, which includes segments whose creation or
@@ -141,6 +149,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn ordered_writes(&self) -> bool {
         (**self).ordered_writes()
+    }
+    fn short_frames(&self) -> bool {
+        (**self).short_frames()
     }
     fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), Self::Error> {
         (**self).list(visit)

@@ -24,7 +24,7 @@
 use crate::buffer::Buffer;
 use crate::error::StorageError;
 use crate::error::{Corruption, Error, Location};
-use crate::frame::{frame_len, LogKind, SegmentHeader, MAX_ENTRY_LEN};
+use crate::frame::{FrameForm, LogKind, SegmentHeader, MAX_ENTRY_LEN};
 use crate::segment::{self, Appender, Bound, Tail, MIN_WRITE_BUFFER, NO_HEADER};
 use crate::storage::{segment_span, ErrorType, Storage};
 use crate::ReadMode;
@@ -611,6 +611,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                 segment: seg,
                 first_id: self.next_id,
                 prev_end: 0,
+                form: new_log_form(&self.st),
             };
             // No segment exists here, so this is `Appender::create` (ring mode finds
             // nothing to remove), through the one place that installs the appender.
@@ -632,7 +633,8 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         if layout.torn_header {
             remove_torn_creation(&mut self.st, last.segment + 1)?;
         }
-        // The successor's header, in the same slot.
+        // The successor's header, in the same slot; a log keeps the frame form it was
+        // created with.
         last = SegmentHeader {
             kind: LogKind::Wal,
             align_log2,
@@ -640,6 +642,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             segment: next_segment(last.segment)?,
             first_id: self.next_id,
             prev_end: layout.end,
+            form: last.form,
         };
         self.create_segment(&last)
     }
@@ -688,8 +691,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     fn append_open(&mut self, payload: &[u8]) -> Res<u64, S> {
         let id = self.claim_id()?;
-        let (keep_marker, rotate) =
-            self.placement(frame_len(payload.len(), self.align()), payload.len())?;
+        let (keep_marker, rotate) = self.placement(payload.len())?;
         if rotate {
             self.rotate()?;
         }
@@ -714,29 +716,30 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         Ok(self.next_id)
     }
 
-    fn align(&self) -> usize {
-        match &self.state {
-            State::Open(app) => app.align,
-            _ => 1,
-        }
-    }
-
-    /// Where an entry frame of `total` bytes goes: whether the due sync marker stays in
-    /// front of it, and whether the segment must rotate first. The marker is optional
-    /// (the seal of a rotation proves the same), so it never pushes a segment over its
-    /// limit.
-    fn placement(&self, total: u64, payload_len: usize) -> Res<(bool, bool), S> {
+    /// Where an entry frame with a `payload_len`-byte payload goes: whether the due sync
+    /// marker stays in front of it, and whether the segment must rotate first. The
+    /// marker is optional (the seal of a rotation proves the same), so it never pushes a
+    /// segment over its limit. Refuses an entry too large for the log's frame form or
+    /// for a segment of the medium.
+    fn placement(&self, payload_len: usize) -> Res<(bool, bool), S> {
         let State::Open(app) = &self.state else {
             return Err(Error::Poisoned);
         };
+        let form = app.form();
+        let too_large = |max: u64| Error::EntryTooLarge {
+            len: payload_len as u64,
+            max,
+        };
+        if payload_len > form.max_entry_len() as usize {
+            return Err(too_large(form.max_entry_len() as u64));
+        }
+        let total = app.frame_len(payload_len);
         let data_start = crate::frame::data_start(app.align);
         if let Some(max) = self.st.max_segment_len() {
             if data_start + total > max {
-                return Err(Error::EntryTooLarge {
-                    len: payload_len as u64,
-                    max: max
-                        .saturating_sub(data_start + crate::frame::frame_header::HEADER_LEN as u64),
-                });
+                return Err(too_large(
+                    max.saturating_sub(data_start + form.head_len() as u64),
+                ));
             }
         }
         let limit = self.limit(data_start);
@@ -770,14 +773,13 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             return Err(Error::Poisoned);
         };
         let want = app.due_marker_len(&self.st) as usize;
-        let Some((total, reserve)) =
+        let Some((total, reserve, payload_len)) =
             app.stage_with(&mut self.st, &mut self.buf, id, want, encode)?
         else {
             return Ok(None);
         };
         let from = app.fill + reserve;
-        let payload_len = total - crate::frame::frame_header::HEADER_LEN;
-        let (keep_marker, rotate) = self.placement(total as u64, payload_len)?;
+        let (keep_marker, rotate) = self.placement(payload_len)?;
         if rotate {
             self.rotate()?;
             let State::Open(app) = &mut self.state else {
@@ -819,6 +821,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             segment: next_segment(app.seg)?,
             first_id: self.next_id,
             prev_end: app.written,
+            form: app.form(),
         };
         self.create_segment(&hdr)
     }
@@ -915,6 +918,15 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
 /// id and seal), and entries a recovery already reported lost would validate again.
 pub(crate) fn remove_torn_creation<S: Storage>(st: &mut S, segment: u64) -> Res<(), S> {
     st.remove(segment).map_err(Error::Storage)
+}
+
+/// The frame form of a log created now on `st`.
+pub(crate) fn new_log_form<S: Storage>(st: &S) -> FrameForm {
+    if st.short_frames() {
+        FrameForm::Short
+    } else {
+        FrameForm::Long
+    }
 }
 
 fn next_segment<E>(segment: u64) -> Result<u64, Error<E>> {

@@ -33,3 +33,16 @@ fn mem_storage_write_size_1() {
 fn mem_storage_write_size_8() {
     assert_eq!(run_all(fresh(8)), CHECKS.len());
 }
+
+/// Logs in the short frame form (as on flash) on a medium with sync markers: write
+/// sizes 1 and 4.
+#[test]
+fn mem_storage_short_frames() {
+    for write_size in [1, 4] {
+        let fresh = move || Mem {
+            wal: MemStorage::with_write_size(write_size).with_short_frames(true),
+            checkpoints: MemStorage::with_write_size(write_size).with_short_frames(true),
+        };
+        assert_eq!(run_all(fresh), CHECKS.len(), "write size {write_size}");
+    }
+}

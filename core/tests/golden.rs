@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use durability_core::checksum::{crc32c, Crc32c};
 use durability_core::frame::{
-    frame_len, FrameHeader, FrameKind, FrameSeal, HeaderError, LogKind, SegmentHeader, SyncMarker,
-    MAX_ENTRY_LEN,
+    frame_len, FrameForm, FrameHeader, FrameKind, FrameSeal, HeaderError, LogKind, SegmentHeader,
+    SyncMarker, MAX_ENTRY_LEN,
 };
 use durability_core::mem::MemStorage;
 use durability_core::recordlog::RecordLogWriter;
@@ -71,6 +71,106 @@ fn golden_wal_segment_write_size_4() {
     spec.extend(spec_marker(LOG_ID, 1, 72, 3, 4));
     spec.extend(spec_entry(LOG_ID, 1, 3, b"x", 4));
     assert_eq!(to_hex(seg), to_hex(&spec));
+}
+
+/// The same log on a medium that asks for short frames (format version 2).
+fn golden_wal_short(ws: usize) -> MemStorage {
+    let mut st = MemStorage::with_write_size(ws).with_short_frames(true);
+    let mut w = WalWriter::new(&mut st, vec![0u8; 64], WalConfig::new(LOG_ID));
+    assert_eq!(w.append(b"hello").unwrap(), 1);
+    assert_eq!(w.append(b"").unwrap(), 2);
+    w.sync().unwrap();
+    assert_eq!(w.append(b"x").unwrap(), 3);
+    w.flush().unwrap();
+    drop(w);
+    st
+}
+
+const GOLDEN_WAL_SHORT_WS4: &str = "
+    4455524c 02 01 02 00  efcdab8967452301  0100000000000000  0100000000000000  0000000000000000  00000000  f32d175b
+    86e9a66c 0540 68656c6c6f 00
+    66a4d85a 0040 0000
+    8b4bb658 1880 4400000000000000 0300000000000000 efcdab8967452301 0000
+    74a4c2e6 0140 78 00";
+
+#[test]
+fn golden_wal_segment_short_frames() {
+    let st = golden_wal_short(4);
+    let seg = &st.segments[&1];
+    assert_eq!(to_hex(seg), to_hex(&hex(GOLDEN_WAL_SHORT_WS4)));
+    let mut spec = spec_header_short(1, 2, LOG_ID, 1, 1, 0).to_vec();
+    spec.extend(spec_frame_short(LOG_ID, 1, 1, KIND_ENTRY, b"hello", 4));
+    spec.extend(spec_frame_short(LOG_ID, 1, 2, KIND_ENTRY, b"", 4));
+    assert_eq!(spec.len(), 68);
+    let mut marker = Vec::new();
+    for v in [68u64, 3, LOG_ID] {
+        marker.extend_from_slice(&v.to_le_bytes());
+    }
+    spec.extend(spec_frame_short(LOG_ID, 1, 0, KIND_MARKER, &marker, 4));
+    spec.extend(spec_frame_short(LOG_ID, 1, 3, KIND_ENTRY, b"x", 4));
+    assert_eq!(to_hex(seg), to_hex(&spec));
+    // A 50-byte entry on 4-byte words: 56 bytes (60 in the long form).
+    let short = FrameForm::Short;
+    assert_eq!(short.frame_len(50, 4), 56);
+    assert_eq!(FrameForm::Long.frame_len(50, 4), 60);
+    // Read back by a reader on a medium that does not ask for short frames: the
+    // header says the form.
+    let mut plain = MemStorage::with_write_size(4);
+    plain.segments = st.segments.clone();
+    let (got, res) = wal_replay(&mut plain, ReadMode::Strict);
+    assert_eq!(
+        got,
+        vec![(1, b"hello".to_vec()), (2, vec![]), (3, b"x".to_vec())]
+    );
+    assert_eq!(res.unwrap().next_id, 4);
+}
+
+#[test]
+fn short_frames_parse_and_limits() {
+    let seal = FrameSeal::new(LOG_ID, 7, FrameForm::Short);
+    let head = seal.seal(FrameKind::Entry, 100, b"payload");
+    assert_eq!(&head[6..], &[0, 0], "a short header is 6 bytes");
+    assert_eq!(
+        head[..6],
+        spec_frame_short(LOG_ID, 7, 100, KIND_ENTRY, b"payload", 1)[..6]
+    );
+    let parsed = FrameHeader::parse(&head[..6], FrameForm::Short).unwrap();
+    assert_eq!((parsed.kind, parsed.len, parsed.word()), (FrameKind::Entry, 7, 0x4007));
+    assert!(parsed.verify(&seal, 100, b"payload"));
+    let mut shorter = head;
+    shorter[4..6].copy_from_slice(&0x4006u16.to_le_bytes());
+    let shorter = FrameHeader::parse(&shorter[..6], FrameForm::Short).unwrap();
+    assert!(
+        !shorter.verify(&seal, 100, b"payloa"),
+        "the checksum covers the word"
+    );
+    assert_eq!(parsed.frame_len(4), 16);
+    // Too few bytes, zeros, erased bytes: never a frame.
+    assert_eq!(FrameHeader::parse(&head[..5], FrameForm::Short), None);
+    assert_eq!(FrameHeader::parse(&[0u8; 6], FrameForm::Short), None);
+    assert_eq!(FrameHeader::parse(&[0xFFu8; 6], FrameForm::Short), None);
+    // A marker must have its fixed length.
+    let mut bad = [0u8; 6];
+    bad[4..6].copy_from_slice(&(2u16 << 14 | 23).to_le_bytes());
+    assert_eq!(FrameHeader::parse(&bad, FrameForm::Short), None);
+    // The writer refuses an entry over the short form's limit before writing anything.
+    let mut st = MemStorage::with_write_size(4).with_short_frames(true);
+    let mut w = WalWriter::new(&mut st, vec![0u8; 64], WalConfig::new(LOG_ID));
+    let big = vec![7u8; durability_core::frame::SHORT_MAX_ENTRY_LEN as usize + 1];
+    assert_eq!(
+        w.append(&big),
+        Err(Error::EntryTooLarge {
+            len: big.len() as u64,
+            max: durability_core::frame::SHORT_MAX_ENTRY_LEN as u64
+        })
+    );
+    let fits = vec![7u8; durability_core::frame::SHORT_MAX_ENTRY_LEN as usize];
+    assert_eq!(w.append(&fits), Ok(1), "refusal does not poison");
+    w.sync().unwrap();
+    drop(w);
+    let (got, res) = wal_replay(&mut st, ReadMode::Strict);
+    assert_eq!(got, vec![(1, fits)]);
+    res.unwrap();
 }
 
 #[test]
@@ -139,6 +239,7 @@ fn golden_segment_header() {
         segment: 7,
         first_id: 100,
         prev_end: 4096,
+        form: FrameForm::Long,
     };
     let mut out = [0xAAu8; 48];
     h.emit(&mut out);
@@ -160,6 +261,7 @@ fn golden_segment_header() {
         segment: 0,
         first_id: 1,
         prev_end: 0,
+        form: FrameForm::Long,
     };
     r.emit(&mut out);
     assert_eq!(out, spec_header(2, 0, 1, 0, 1, 0));
@@ -168,7 +270,7 @@ fn golden_segment_header() {
 
 #[test]
 fn golden_frame_seal() {
-    let seal = FrameSeal::new(LOG_ID, 7);
+    let seal = FrameSeal::new(LOG_ID, 7, FrameForm::Long);
     let head = seal.seal(FrameKind::Entry, 100, b"payload");
     assert_eq!(to_hex(&head), "bc81175f07000010");
     assert_eq!(&spec_entry(LOG_ID, 7, 100, b"payload", 1)[..8], &head[..]);
@@ -187,7 +289,7 @@ fn golden_frame_seal() {
     assert_eq!(to_hex(&mh), "8952453f18000020");
     assert_eq!(&spec_marker(LOG_ID, 7, 4144, 101, 1)[..8], &mh[..]);
 
-    let parsed = FrameHeader::parse(&head).unwrap();
+    let parsed = FrameHeader::parse(&head, FrameForm::Long).unwrap();
     assert_eq!(parsed.kind, FrameKind::Entry);
     assert_eq!(parsed.len, 7);
     assert_eq!(parsed.crc, 0x5F17_81BC);
@@ -198,11 +300,15 @@ fn golden_frame_seal() {
         "the implicit entry id is checked"
     );
     assert!(
-        !parsed.verify(&FrameSeal::new(LOG_ID, 8), 100, b"payload"),
+        !parsed.verify(&FrameSeal::new(LOG_ID, 8, FrameForm::Long), 100, b"payload"),
         "the segment is checked"
     );
     assert!(
-        !parsed.verify(&FrameSeal::new(LOG_ID ^ 1, 7), 100, b"payload"),
+        !parsed.verify(
+            &FrameSeal::new(LOG_ID ^ 1, 7, FrameForm::Long),
+            100,
+            b"payload"
+        ),
         "the log id is checked"
     );
     assert!(!parsed.verify(&seal, 100, b"paylaod"));
@@ -245,17 +351,17 @@ fn golden_crc_values() {
 
 #[test]
 fn erased_and_zeroed_bytes_never_parse() {
-    assert_eq!(FrameHeader::parse(&[0u8; 8]), None);
-    assert_eq!(FrameHeader::parse(&[0xFFu8; 8]), None);
+    assert_eq!(FrameHeader::parse(&[0u8; 8], FrameForm::Long), None);
+    assert_eq!(FrameHeader::parse(&[0xFFu8; 8], FrameForm::Long), None);
     // Whatever the checksum bytes hold, kind 0 and kind 15 never parse.
     let mut r = Rng(3);
     for _ in 0..1000 {
         let mut b = [0u8; 8];
         b.iter_mut().for_each(|x| *x = r.byte());
         b[7] &= 0x0F;
-        assert_eq!(FrameHeader::parse(&b), None);
+        assert_eq!(FrameHeader::parse(&b, FrameForm::Long), None);
         b[7] |= 0xF0;
-        assert_eq!(FrameHeader::parse(&b), None);
+        assert_eq!(FrameHeader::parse(&b, FrameForm::Long), None);
     }
     assert_eq!(SegmentHeader::parse(&[0u8; 48]), Err(HeaderError::Invalid));
     assert_eq!(
@@ -284,7 +390,7 @@ fn frame_header_kinds_and_lengths() {
             let word = kind << 28 | len;
             let mut b = [0u8; 8];
             b[4..].copy_from_slice(&word.to_le_bytes());
-            let parsed = FrameHeader::parse(&b);
+            let parsed = FrameHeader::parse(&b, FrameForm::Long);
             let valid = match kind {
                 1 => len <= MAX_ENTRY_LEN,
                 2 => len == 24,
@@ -341,9 +447,19 @@ fn header_parse_rejects_bad_fields() {
         "reserved1"
     );
     assert_eq!(
-        reseal(&|b| b[4] = 2),
-        Err(HeaderError::Version(2)),
+        reseal(&|b| b[4] = 3),
+        Err(HeaderError::Version(3)),
         "version"
+    );
+    assert_eq!(
+        reseal(&|b| b[4] = 0),
+        Err(HeaderError::Version(0)),
+        "version 0"
+    );
+    assert_eq!(
+        reseal(&|b| b[4] = 2).map(|h| h.form),
+        Ok(FrameForm::Short),
+        "version 2: short frames"
     );
     assert_eq!(reseal(&|b| b[0] = b'X'), Err(HeaderError::Invalid), "magic");
 }
@@ -352,19 +468,19 @@ fn header_parse_rejects_bad_fields() {
 fn unsupported_version_is_reported() {
     let mut st = golden_wal(1);
     let seg = st.segments.get_mut(&1).unwrap();
-    seg[4] = 2;
+    seg[4] = 3;
     let crc = ref_crc32c(&seg[..44]);
     seg[44..48].copy_from_slice(&crc.to_le_bytes());
     let before = st.clone().segments;
     for mode in MODES {
         let (got, res) = wal_replay(&mut st, mode);
         assert!(got.is_empty());
-        assert_eq!(res.unwrap_err(), Error::UnsupportedVersion(2));
+        assert_eq!(res.unwrap_err(), Error::UnsupportedVersion(3));
     }
     let e = WalWriter::open(&mut st, Vec::new(), WalConfig::new(LOG_ID))
         .err()
         .unwrap();
-    assert_eq!(e, Error::UnsupportedVersion(2));
+    assert_eq!(e, Error::UnsupportedVersion(3));
     assert_eq!(
         st.segments, before,
         "open must not touch a log of another version"

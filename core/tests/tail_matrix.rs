@@ -67,8 +67,8 @@ fn check_layout(b: &Built, log_id: u64, synced: u64) {
 
 /// `multi`: the damaged segment is segment 2, after a sealed segment 1 (which ends with
 /// a sync marker); otherwise a single segment.
-fn build_wal(ws: usize, multi: bool) -> Built {
-    let mut st = MemStorage::with_write_size(ws);
+fn build_wal(ws: usize, multi: bool, short: bool) -> Built {
+    let mut st = MemStorage::with_write_size(ws).with_short_frames(short);
     let mut cfg = WalConfig::new(LOG_ID);
     if multi {
         cfg.segment_limit = 150;
@@ -164,9 +164,10 @@ fn delivered(b: &Built, survivors: &[u64]) -> u64 {
     b.before + survivors.len() as u64
 }
 
-fn wal_matrix(multi: bool) {
+fn wal_matrix(multi: bool, short: bool) {
     for ws in WRITE_SIZES {
-        let b = build_wal(ws, multi);
+        let b = build_wal(ws, multi, short);
+        assert_eq!(b.original()[4], if short { 2 } else { 1 }, "frame form");
         let original = b.original().clone();
         let (mut clean, mut torn) = (0, 0);
         // From the end of the header: for write size 32 the header's padding comes first.
@@ -177,7 +178,7 @@ fn wal_matrix(multi: bool) {
                     continue;
                 }
                 let ctx = format!(
-                    "ws {ws} multi {multi} {damage:?} at {p} of {}",
+                    "ws {ws} multi {multi} short {short} {damage:?} at {p} of {}",
                     original.len()
                 );
                 let mut st = b.st.clone();
@@ -226,12 +227,22 @@ fn wal_matrix(multi: bool) {
 
 #[test]
 fn wal_single_segment_tail_matrix() {
-    wal_matrix(false);
+    wal_matrix(false, false);
+}
+
+#[test]
+fn wal_single_segment_tail_matrix_short_frames() {
+    wal_matrix(false, true);
+}
+
+#[test]
+fn wal_final_segment_after_sealed_tail_matrix_short_frames() {
+    wal_matrix(true, true);
 }
 
 #[test]
 fn wal_final_segment_after_sealed_tail_matrix() {
-    wal_matrix(true);
+    wal_matrix(true, false);
 }
 
 fn check_rl_reads<B: Buffer + Clone>(
@@ -356,7 +367,7 @@ fn record_log_tail_matrix() {
 fn wal_final_header_tail_damage() {
     for ws in WRITE_SIZES {
         for multi in [false, true] {
-            let b = build_wal(ws, multi);
+            let b = build_wal(ws, multi, false);
             let hdr_end = HEADER_LEN;
             // Damaging the header alone, from p to the end of the segment, also destroys
             // the marker, so nothing proves the segment durable.
@@ -415,7 +426,7 @@ fn wal_final_header_tail_damage() {
 fn torn_header_with_partial_magic_is_a_torn_creation() {
     for ws in WRITE_SIZES {
         for multi in [false, true] {
-            let b = build_wal(ws, multi);
+            let b = build_wal(ws, multi, false);
             for p in 1..4 {
                 let ctx = format!("ws {ws} multi {multi} zeros from {p}");
                 let mut st = b.st.clone();
@@ -471,7 +482,7 @@ fn torn_header_with_partial_magic_is_a_torn_creation() {
 fn resume_after_truncated_header_padding() {
     for p in HEADER_LEN..64 {
         for multi in [false, true] {
-            let b = build_wal(32, multi);
+            let b = build_wal(32, multi, false);
             let mut st = b.st.clone();
             st.segments.get_mut(&b.seg).unwrap().truncate(p);
             let ctx = format!("multi {multi} cut at {p}");

@@ -4,7 +4,7 @@
 #![allow(clippy::drop_non_drop)]
 
 use durability_core::checksum::crc32c;
-use durability_core::frame::{header, LogKind, SegmentHeader};
+use durability_core::frame::{header, FrameForm, LogKind, SegmentHeader};
 use durability_core::{Storage, StorageError, StorageErrorKind};
 use durability_embedded::sim::{SimError, SimFlash};
 use durability_embedded::{check_geometry, FlashError, FlashStorage, GeometryError};
@@ -21,6 +21,7 @@ fn header_bytes(segment: u64, align_log2: u8) -> [u8; header::LEN] {
         segment,
         first_id: 1,
         prev_end: 0,
+        form: FrameForm::Long,
     }
     .emit(&mut out);
     out

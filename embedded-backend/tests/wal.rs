@@ -4,7 +4,7 @@
 // `drop(storage)` ends the borrow of the flash bytes: a power-off before a re-mount.
 #![allow(clippy::drop_non_drop)]
 
-use durability_core::frame::{frame_len, FrameKind, FrameSeal};
+use durability_core::frame::{frame_len, FrameForm, FrameKind, FrameSeal};
 use durability_core::wal::{ReplayReport, WalConfig, WalReader, WalWriter};
 use durability_core::{Error, ErrorKind, ErrorType, Location, ReadMode, Storage, StorageErrorKind};
 use durability_embedded::sim::SimFlash;
@@ -248,7 +248,11 @@ fn torn_program<const R: usize, const W: usize>() {
     let flen = frame_len(p.len(), word) as usize;
     assert!(end + flen <= ERASE, "test needs room for the torn frame");
     let mut frame = vec![0u8; flen];
-    frame[..8].copy_from_slice(&FrameSeal::new(LOG_ID, seg).seal(FrameKind::Entry, n + 1, &p));
+    frame[..8].copy_from_slice(&FrameSeal::new(LOG_ID, seg, FrameForm::Long).seal(
+        FrameKind::Entry,
+        n + 1,
+        &p,
+    ));
     frame[8..48].copy_from_slice(&p);
     let landed = (flen / 2) / word * word;
     let base = unit * ERASE + end;

@@ -6,7 +6,7 @@
 //! then damage with re-sealed CRCs, so valid-but-odd frames are reached quickly.
 #![no_main]
 
-use durability_core::frame::{
+use durability_core::frame::{FrameForm, 
     frame_header, header, FrameHeader, FrameKind, HeaderError, SegmentHeader, SyncMarker,
     MAX_ENTRY_LEN,
 };
@@ -55,7 +55,7 @@ fn parsers(bytes: &[u8]) {
     }
     for head in bytes.windows(frame_header::HEADER_LEN).take(4096) {
         let head: &[u8; frame_header::HEADER_LEN] = head.try_into().expect("8 bytes");
-        if let Some(fh) = FrameHeader::parse(head) {
+        if let Some(fh) = FrameHeader::parse(head, FrameForm::Long) {
             assert!(fh.len <= MAX_ENTRY_LEN);
             if fh.kind == FrameKind::SyncMarker {
                 assert_eq!(fh.len as usize, durability_core::frame::marker::LEN);

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use arbitrary::Unstructured;
 use durability_core::checksum::crc32c;
-use durability_core::frame::{
+use durability_core::frame::{FrameForm, 
     frame_header, header, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker, MARKER_ID,
 };
 use durability_core::mem::{MemError, MemStorage};
@@ -363,7 +363,9 @@ pub fn build_wal(inp: &mut In, one_segment: bool) -> MemStorage {
         covered_through: 0,
     };
     let buf = vec![0u8; 64 + inp.below(512) as usize];
-    let mut w = WalWriter::open(MemStorage::with_write_size(ws), buf, cfg).expect("new WAL");
+    // Payloads stay under 2.6 KiB, within the short form's limit.
+    let st = MemStorage::with_write_size(ws).with_short_frames(inp.u8() % 4 == 0);
+    let mut w = WalWriter::open(st, buf, cfg).expect("new WAL");
     // Ids must not run past u64::MAX: that is a configuration error, not input damage.
     let room = u64::MAX - first_id;
     let ops = inp.below(24);
@@ -434,11 +436,8 @@ pub fn walk_frames(b: &[u8]) -> Option<(SegmentHeader, Vec<FrameAt>)> {
     let mut pos = h.data_start() as usize;
     let mut id = h.first_id;
     let mut out = Vec::new();
-    while pos + frame_header::HEADER_LEN <= b.len() {
-        let head: &[u8; frame_header::HEADER_LEN] = b[pos..pos + frame_header::HEADER_LEN]
-            .try_into()
-            .expect("8 bytes");
-        let Some(fh) = FrameHeader::parse(head) else {
+    while pos + h.form.head_len() <= b.len() {
+        let Some(fh) = FrameHeader::parse(&b[pos..], h.form) else {
             break;
         };
         let end = pos + fh.frame_len(align) as usize;
@@ -461,16 +460,15 @@ pub fn walk_frames(b: &[u8]) -> Option<(SegmentHeader, Vec<FrameAt>)> {
 
 /// Recomputes the CRC of the frame at `pos` (header parsed as `h`) with id `id`.
 fn reseal_frame_at(b: &mut [u8], sh: &SegmentHeader, pos: usize, id: u64) {
-    let head: [u8; frame_header::HEADER_LEN] = b[pos..pos + frame_header::HEADER_LEN]
-        .try_into()
-        .expect("8 bytes");
-    let word = u32::from_le_bytes(head[4..8].try_into().expect("4"));
-    let len = (word & frame_header::LEN_MASK) as usize;
-    let start = pos + frame_header::HEADER_LEN;
+    let Some(fh) = FrameHeader::parse(&b[pos..], sh.form) else {
+        return;
+    };
+    let start = pos + fh.head_len();
+    let len = fh.len as usize;
     if start + len > b.len() {
         return;
     }
-    let crc = FrameSeal::new(sh.log_id, sh.segment).checksum(id, word, &b[start..start + len]);
+    let crc = sh.seal().checksum(id, fh.word(), &b[start..start + len]);
     b[pos..pos + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -516,6 +514,11 @@ fn edit_frame(b: &mut [u8], inp: &mut In) {
         return;
     };
     if frames.is_empty() {
+        return;
+    }
+    // The edits below write the 8-byte header's word; short frames get the other ones
+    // (headers, bytes, truncation).
+    if sh.form != FrameForm::Long {
         return;
     }
     let (pos, id, fh) = frames[inp.below(frames.len() as u64) as usize];

@@ -212,6 +212,42 @@ pub fn spec_frame(
     f
 }
 
+/// A segment header of format version 2 (short frames), per the spec.
+pub fn spec_header_short(
+    kind: u8,
+    align_log2: u8,
+    log_id: u64,
+    seg: u64,
+    first_id: u64,
+    prev_end: u64,
+) -> [u8; HEADER_LEN] {
+    let mut h = spec_header(kind, align_log2, log_id, seg, first_id, prev_end);
+    h[4] = 2;
+    let crc = ref_crc32c(&h[..44]);
+    h[44..48].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// A whole short frame (6-byte header: crc, u16 word; payload; zero padding to `align`).
+/// The checksum covers the word as a `u32`, like the long form's.
+pub fn spec_frame_short(
+    log_id: u64,
+    seg: u64,
+    id: u64,
+    kind: u32,
+    payload: &[u8],
+    align: usize,
+) -> Vec<u8> {
+    assert!(payload.len() < 1 << 14);
+    let word = kind << 14 | payload.len() as u32;
+    let mut f = Vec::new();
+    f.extend_from_slice(&spec_frame_crc(log_id, seg, id, word, payload).to_le_bytes());
+    f.extend_from_slice(&(word as u16).to_le_bytes());
+    f.extend_from_slice(payload);
+    f.resize(align_up(f.len(), align), 0);
+    f
+}
+
 pub fn spec_entry(log_id: u64, seg: u64, id: u64, payload: &[u8], align: usize) -> Vec<u8> {
     spec_frame(log_id, seg, id, KIND_ENTRY, payload, align)
 }
@@ -267,18 +303,25 @@ pub fn walk(seg_bytes: &[u8], log_id: u64, seg: u64) -> (usize, Vec<Frame>) {
     let mut pos = data_start;
     let mut id = u64::from_le_bytes(seg_bytes[24..32].try_into().unwrap());
     let mut frames = Vec::new();
+    // Version 2: the short form (6-byte header, `u16` word).
+    let short = seg_bytes[4] == 2;
+    let head = if short { 6 } else { 8 };
     while pos < seg_bytes.len() {
-        let word = u32::from_le_bytes(seg_bytes[pos + 4..pos + 8].try_into().unwrap());
+        let (word, kind, len) = if short {
+            let w = u16::from_le_bytes(seg_bytes[pos + 4..pos + 6].try_into().unwrap()) as u32;
+            (w, w >> 14, (w & 0x3FFF) as usize)
+        } else {
+            let w = u32::from_le_bytes(seg_bytes[pos + 4..pos + 8].try_into().unwrap());
+            (w, w >> 28, (w & 0x0FFF_FFFF) as usize)
+        };
         let crc = u32::from_le_bytes(seg_bytes[pos..pos + 4].try_into().unwrap());
-        let kind = word >> 28;
-        let len = (word & 0x0FFF_FFFF) as usize;
-        let body_end = pos + 8 + len;
+        let body_end = pos + head + len;
         let end = align_up(body_end, align);
         assert!(
             end <= seg_bytes.len(),
             "frame at {pos} runs past the segment"
         );
-        let payload = &seg_bytes[pos + 8..body_end];
+        let payload = &seg_bytes[pos + head..body_end];
         assert!(
             seg_bytes[body_end..end].iter().all(|&b| b == 0),
             "padding not zero at {pos}"
