@@ -6,9 +6,9 @@
 //! then damage with re-sealed CRCs, so valid-but-odd frames are reached quickly.
 #![no_main]
 
-use durability_core::frame::{FrameForm, 
-    frame_header, header, FrameHeader, FrameKind, HeaderError, SegmentHeader, SyncMarker,
-    MAX_ENTRY_LEN,
+use durability_core::frame::{
+    frame_header, header, FrameForm, FrameHeader, FrameKind, HeaderError, SegmentHeader,
+    SyncMarker, MAX_ENTRY_LEN,
 };
 use durability_core::mem::MemStorage;
 use durability_fuzz::{build_wal, check_wal_replay, check_wal_writer, damage, In};

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use arbitrary::Unstructured;
 use durability_core::checksum::crc32c;
-use durability_core::frame::{FrameForm, 
-    frame_header, header, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker, MARKER_ID,
+use durability_core::frame::{
+    frame_header, header, FrameForm, FrameHeader, FrameKind, SegmentHeader, SyncMarker, MARKER_ID,
 };
 use durability_core::mem::{MemError, MemStorage};
 use durability_core::recordlog::{ReadReport, RecordLogReader, RecordLogWriter};
