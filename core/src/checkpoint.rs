@@ -370,7 +370,7 @@ impl<S: Storage> CheckpointStore<S> {
         // Filled in the returned value itself: no checkpoint-sized copy on the way out.
         let mut r = Ok(None);
         if let Ok(out) = &mut r {
-            if let Err(e) = self.latest_into(buf, out) {
+            if let Err(e) = self.walk(Some(buf), Walk::Latest, out) {
                 r = Err(e);
             }
         }
@@ -520,7 +520,9 @@ impl<S: Storage> CheckpointStore<S> {
     }
 
     /// Visits the checkpoints newest first, verifying each until `walk` has what it
-    /// keeps; the newest valid one goes to `out`. Returns how many were removed.
+    /// keeps. Returns how many were removed. `out` holds the header being verified
+    /// (in the caller's frame, not this one's); after a [`Walk::Latest`] it is the
+    /// newest valid checkpoint, or `None`.
     fn walk(
         &mut self,
         mut buf: Option<&mut dyn Buffer>,
@@ -528,28 +530,25 @@ impl<S: Storage> CheckpointStore<S> {
         out: &mut Option<StoredCheckpoint>,
     ) -> Res<u64, S> {
         let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
+            *out = None;
             return Ok(0);
         };
         let keep = match walk {
             Walk::Retain(keep) => keep,
             _ => 1,
         };
-        let (mut seq, mut kept, mut skipped, mut removed) = (hi, 0, 0, 0);
-        let mut header = CheckpointHeader::default();
+        let slot = out.insert(StoredCheckpoint {
+            seq: hi,
+            header: CheckpointHeader::default(),
+            skipped: 0,
+        });
+        let (mut kept, mut removed) = (0, 0);
         loop {
+            let seq = slot.seq;
             if self.st.len(seq).is_ok() {
                 let valid = kept < keep
-                    && match self.verify(seq, reborrow(&mut buf), &mut header) {
-                        Ok(()) => {
-                            if kept == 0 {
-                                *out = Some(StoredCheckpoint {
-                                    seq,
-                                    header,
-                                    skipped,
-                                });
-                            }
-                            true
-                        }
+                    && match self.verify(seq, reborrow(&mut buf), &mut slot.header) {
+                        Ok(()) => true,
                         Err(Error::Checkpoint(_)) => false,
                         Err(e) => return Err(e),
                     };
@@ -571,16 +570,17 @@ impl<S: Storage> CheckpointStore<S> {
                 } else if kept == 0 && !matches!(walk, Walk::MakeRoom) {
                     // Newer than every valid checkpoint found so far: leave it, so
                     // that a store without any valid checkpoint loses nothing.
-                    skipped += 1;
+                    slot.skipped += 1;
                 } else {
                     self.st.remove(seq).map_err(Error::Storage)?;
                     removed += 1;
                 }
             }
             if seq == lo {
+                *out = None;
                 return Ok(removed);
             }
-            seq -= 1;
+            slot.seq -= 1;
         }
     }
 
