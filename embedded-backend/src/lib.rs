@@ -15,7 +15,7 @@
 //!
 //! [`FlashStorage::new`] reads the header of every unit, **one read of
 //! `align_up(64, READ_SIZE)` bytes per unit and nothing else**, and builds the segment →
-//! unit map in RAM (`[Option<_>; N]`, no allocator). After mount, appends cost no
+//! unit map in RAM (12 bytes a unit, no allocator). After mount, appends cost no
 //! reads: only the program itself. A unit whose header does not parse (never written,
 //! erased, half-erased, or a header torn by a power cut during its program) is free,
 //! and it is always erased again before it is reused.
@@ -42,7 +42,9 @@
 //! 32 and the word must divide `ERASE_SIZE`, which must hold at least a segment header
 //! and one empty frame. [`FlashStorage::new`] checks this at
 //! compile time (post-monomorphization `const` assertion); [`FlashStorage::try_new`]
-//! returns [`FlashError::BadGeometry`] instead.
+//! returns [`FlashError::BadGeometry`] instead. The partition must end within the
+//! 32-bit address space, and an erase unit be smaller than `u32::MAX - 1` bytes (the
+//! map keeps a write end and two markers in a `u32`).
 //!
 //! The segment limit announced to the core
 //! ([`max_segment_len`](durability_core::Storage::max_segment_len)) and the readable
@@ -133,14 +135,17 @@ pub const fn check_geometry(
 
 const FRAME_HEADER_LEN: usize = frame::frame_header::HEADER_LEN;
 
-/// One mapped unit.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    segment: u64,
-    /// Offset of the next write; `None` when it is not known (mounted, or after a
-    /// failed program): writes to it are refused. (`Option<u32>` also gives
-    /// `Option<Slot>` a niche: 16 bytes a slot.)
-    end: Option<u32>,
+/// A unit's state of a unit holding no segment: zero, so an empty map is zero-filled
+/// in place.
+const FREE: u32 = 0;
+/// A unit's state of a segment whose write end is not known (found at mount, or after
+/// a failed program): writes to it are refused.
+const END_UNKNOWN: u32 = 1;
+
+/// A unit's state of a segment whose next write goes to `end`: `!end`, which is at least
+/// 2 because the partition check keeps `ERASE_SIZE` (and so `end`) below `u32::MAX - 1`.
+const fn end_state(end: u32) -> u32 {
+    !end
 }
 
 /// A [`Storage`] over a NOR-flash partition, one segment per erase unit, for at most
@@ -153,7 +158,7 @@ struct Slot {
 /// [`resume_in_place`](Storage::resume_in_place) is `false` (a word reading `0xFF` may be
 /// half-programmed, so the core starts a new segment after a reopen).
 ///
-/// RAM: `N` slots of 16 bytes, plus the driver. Every write must start at the segment's
+/// RAM: `N` slots of 12 bytes, plus the driver. Every write must start at the segment's
 /// write end as tracked in RAM (the core's contract); writes to a segment found at
 /// mount are refused ([`FlashError::NotAtEnd`]), so no word is ever programmed twice
 /// by this backend even if its caller errs.
@@ -161,10 +166,16 @@ struct Slot {
 pub struct FlashStorage<F, const N: usize> {
     flash: F,
     start: u32,
-    units: usize,
-    map: [Option<Slot>; N],
+    /// Units in the partition, at most `N` and `u16::MAX`.
+    units: u16,
     /// Unit most recently handed out; the next `create` searches after it.
-    cursor: usize,
+    cursor: u16,
+    /// Per unit: [`FREE`], [`END_UNKNOWN`] or [`end_state`] of the next write's offset.
+    /// Two plain arrays, not an array of structs: they are zero-filled in place, and
+    /// 12 bytes a unit without padding.
+    state: [u32; N],
+    /// Per unit: the segment it holds (0 when free).
+    segment: [u64; N],
 }
 
 type Res<T, F> = Result<T, FlashError<<F as embedded_storage::nor_flash::ErrorType>::Error>>;
@@ -198,14 +209,9 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     /// Like [`new`](Self::new), with the geometry checked at run time:
     /// [`FlashError::BadGeometry`] if it is unusable.
     pub fn try_new(flash: F, start: u32, units: usize) -> Res<Self, F> {
-        // Mounted in the returned value itself: no storage-sized copy on the stack.
-        let mut r = Self::unmounted(flash, start, units);
-        if let Ok(s) = &mut r {
-            if let Err(e) = s.mount() {
-                r = Err(e);
-            }
-        }
-        r
+        let mut s = Self::unmounted(flash, start, units)?;
+        s.mount()?;
+        Ok(s)
     }
 
     /// Erases every unit of the partition and returns it mounted and empty.
@@ -223,7 +229,20 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         Ok(s)
     }
 
+    /// The storage with an empty map (nothing read), after the partition checks.
     fn unmounted(flash: F, start: u32, units: usize) -> Res<Self, F> {
+        Self::check_partition(&flash, start, units)?;
+        Ok(FlashStorage {
+            flash,
+            start,
+            units: units as u16,
+            cursor: (units - 1) as u16,
+            state: [FREE; N],
+            segment: [0; N],
+        })
+    }
+
+    fn check_partition(flash: &F, start: u32, units: usize) -> Res<(), F> {
         Self::GEOMETRY?;
         if units == 0 || units > N || units > u16::MAX as usize {
             return Err(GeometryError::UnitCount.into());
@@ -235,26 +254,27 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
             .checked_mul(F::ERASE_SIZE as u64)
             .and_then(|len| len.checked_add(start as u64))
             .ok_or(GeometryError::OutOfRange)?;
-        // `to` of an erase of the last unit must be a valid u32 address.
-        if end > flash.capacity() as u64 || end > u32::MAX as u64 {
+        // `to` of an erase of the last unit must be a valid u32 address, and a write
+        // end (at most `ERASE_SIZE`) must stay below the map's markers.
+        if end > flash.capacity() as u64
+            || end > u32::MAX as u64
+            || F::ERASE_SIZE >= u32::MAX as usize - 1
+        {
             return Err(GeometryError::OutOfRange.into());
         }
-        Ok(FlashStorage {
-            flash,
-            start,
-            units,
-            map: [None; N],
-            cursor: units - 1,
-        })
+        Ok(())
     }
 
+    /// Maps every unit whose header names a segment; the cursor goes to the unit of
+    /// the highest segment number.
     fn mount(&mut self) -> Res<(), F> {
         let read_len = align_up(IDENTIFY_LEN, F::READ_SIZE);
-        let mut newest: Option<(u64, usize)> = None;
-        for unit in 0..self.units {
-            let mut raw = [0u8; HEADER_READ_MAX];
+        let mut raw = [0u8; HEADER_READ_MAX];
+        let mut newest: Option<u64> = None;
+        for unit in 0..self.units() {
+            let addr = self.unit_addr(unit);
             self.flash
-                .read(self.unit_addr(unit), &mut raw[..read_len])
+                .read(addr, &mut raw[..read_len])
                 .map_err(FlashError::Flash)?;
             match identify_segment(&raw[..IDENTIFY_LEN]) {
                 SegmentIdentity::Segment(segment) => {
@@ -266,9 +286,10 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                             second_unit: unit as u16,
                         });
                     }
-                    self.map[unit] = Some(Slot { segment, end: None });
-                    if newest.is_none_or(|(seg, _)| segment > seg) {
-                        newest = Some((segment, unit));
+                    self.map_unit(unit, segment, END_UNKNOWN);
+                    if newest.is_none_or(|seg| segment > seg) {
+                        newest = Some(segment);
+                        self.cursor = unit as u16;
                     }
                 }
                 SegmentIdentity::UnsupportedVersion(version) => {
@@ -279,9 +300,6 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                 }
                 SegmentIdentity::Unknown => {}
             }
-        }
-        if let Some((_, unit)) = newest {
-            self.cursor = unit;
         }
         Ok(())
     }
@@ -297,22 +315,31 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
 
     /// Number of erase units in the partition.
     pub fn units(&self) -> usize {
-        self.units
+        self.units as usize
+    }
+
+    /// The partition's slots (no panic path: `units <= N`).
+    fn slots(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.state
+            .iter()
+            .copied()
+            .zip(self.segment.iter().copied())
+            .take(self.units())
     }
 
     /// Number of units holding no segment.
     pub fn free_units(&self) -> usize {
-        self.map[..self.units]
+        self.state
             .iter()
-            .filter(|s| s.is_none())
+            .take(self.units())
+            .filter(|&&s| s == FREE)
             .count()
     }
 
     /// The unit index holding `segment`, if any.
     pub fn unit_of(&self, segment: u64) -> Option<usize> {
-        self.map[..self.units]
-            .iter()
-            .position(|s| s.is_some_and(|s| s.segment == segment))
+        self.slots()
+            .position(|(state, seg)| state != FREE && seg == segment)
     }
 
     /// Flash address of the first byte of unit `unit` (`unit < units()`).
@@ -339,6 +366,21 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
 
     fn mapped(&self, segment: u64) -> Res<usize, F> {
         self.unit_of(segment).ok_or(FlashError::NotFound)
+    }
+
+    /// Sets the state of unit `unit` (`unit < units()`).
+    fn set_state(&mut self, unit: usize, state: u32) {
+        if let Some(s) = self.state.get_mut(unit) {
+            *s = state;
+        }
+    }
+
+    /// Maps unit `unit` (`unit < units()`) to `segment`.
+    fn map_unit(&mut self, unit: usize, segment: u64, state: u32) {
+        self.set_state(unit, state);
+        if let Some(s) = self.segment.get_mut(unit) {
+            *s = segment;
+        }
     }
 
     /// Reads `buf.len()` bytes at `off` inside `unit`, reading whole `READ_SIZE` words:
@@ -411,10 +453,9 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// Durability: the RAM map, which is exactly what a mount would find except after a
     /// power cut during `create`/`remove` (see those).
     fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), Self::Error> {
-        self.map[..self.units]
-            .iter()
-            .flatten()
-            .for_each(|s| visit(s.segment));
+        self.slots()
+            .filter(|&(state, _)| state != FREE)
+            .for_each(|(_, segment)| visit(segment));
         Ok(())
     }
 
@@ -433,20 +474,20 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     fn create(&mut self, segment: u64) -> Result<(), Self::Error> {
         let unit = match self.unit_of(segment) {
             Some(unit) => {
-                self.map[unit] = None;
+                self.set_state(unit, FREE);
                 unit
             }
-            None => (1..=self.units)
-                .map(|k| (self.cursor + k) % self.units)
-                .find(|&u| self.map[u].is_none())
-                .ok_or(FlashError::NoSpace)?,
+            None => {
+                let units = self.units();
+                (1..=units)
+                    .map(|k| (self.cursor as usize + k) % units)
+                    .find(|&u| self.state.get(u) == Some(&FREE))
+                    .ok_or(FlashError::NoSpace)?
+            }
         };
         self.erase_unit(unit)?;
-        self.map[unit] = Some(Slot {
-            segment,
-            end: Some(0),
-        });
-        self.cursor = unit;
+        self.map_unit(unit, segment, end_state(0));
+        self.cursor = unit as u16;
         Ok(())
     }
 
@@ -485,21 +526,21 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
             .checked_add(data.len() as u64)
             .filter(|&e| e <= F::ERASE_SIZE as u64)
             .ok_or(FlashError::OutOfBounds)?;
-        let Some(slot) = self.map.get_mut(unit).and_then(Option::as_mut) else {
+        let Some(state) = self.state.get_mut(unit) else {
             return Err(FlashError::NotFound);
         };
-        if slot.end.is_none_or(|e| offset != e as u64) {
+        // `offset <= ERASE_SIZE < u32::MAX - 1`: exact as a u32, and an unknown end
+        // never matches.
+        if *state != end_state(offset as u32) {
             return Err(FlashError::NotAtEnd);
         }
         if data.is_empty() {
             return Ok(());
         }
-        slot.end = None;
+        *state = END_UNKNOWN;
         let addr = self.unit_addr(unit) + offset as u32;
         self.flash.write(addr, data).map_err(FlashError::Flash)?;
-        if let Some(Some(slot)) = self.map.get_mut(unit) {
-            slot.end = Some(end as u32);
-        }
+        self.set_state(unit, end_state(end as u32));
         Ok(())
     }
 
@@ -523,7 +564,7 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// The unit is unmapped even if the erase fails.
     fn remove(&mut self, segment: u64) -> Result<(), Self::Error> {
         let unit = self.mapped(segment)?;
-        self.map[unit] = None;
+        self.set_state(unit, FREE);
         self.erase_unit(unit)
     }
 }

@@ -1,0 +1,204 @@
+//! The RAM map of `FlashStorage` (which unit holds which segment, and each segment's
+//! write end): segment numbers across the whole `u64` range, segment 0 next to free
+//! units, the write end after create, program, failed program, remove and remount, and
+//! the largest erase unit the map can track.
+// `drop(storage)` ends the borrow of the flash bytes: a power-off before a re-mount.
+#![allow(clippy::drop_non_drop)]
+
+use durability_core::frame::{header, FrameForm, LogKind, SegmentHeader};
+use durability_core::Storage;
+use durability_embedded::sim::{PowerCut, SimFlash};
+use durability_embedded::{FlashError, FlashStorage, GeometryError};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+
+const ERASE: usize = 256;
+type Sim<'a> = SimFlash<'a, 1, 4, ERASE>;
+
+/// A segment header block for `segment`, padded to the 4-byte word.
+fn header_block(segment: u64) -> [u8; header::LEN] {
+    let mut out = [0u8; header::LEN];
+    SegmentHeader {
+        kind: LogKind::Wal,
+        align_log2: 2,
+        log_id: 7,
+        segment,
+        first_id: 1,
+        prev_end: 0,
+        form: FrameForm::Long,
+    }
+    .emit(&mut out);
+    out
+}
+
+fn listed<S: Storage>(st: &mut S) -> Vec<u64> {
+    let mut v = Vec::new();
+    st.list(&mut |n| v.push(n)).unwrap();
+    v.sort();
+    v
+}
+
+#[test]
+fn segment_numbers_use_all_64_bits_and_zero_is_a_segment() {
+    let big = [0, 5, (1 << 32) | 5, u64::MAX, 1 << 63];
+    let mut mem = vec![0u8; 8 * ERASE];
+    let mut st = FlashStorage::<_, 8>::new(Sim::erased(&mut mem), 0, 8).unwrap();
+    // Nothing is mapped yet: a free unit does not hold segment 0.
+    assert_eq!(st.unit_of(0), None);
+    assert_eq!(st.len(0).unwrap_err(), FlashError::NotFound);
+    assert_eq!(st.write(0, 0, &[0; 4]).unwrap_err(), FlashError::NotFound);
+    for &n in &big {
+        st.create(n).unwrap();
+        st.write(n, 0, &header_block(n)).unwrap();
+    }
+    assert_eq!(st.free_units(), 3);
+    let mut want = big.to_vec();
+    want.sort();
+    assert_eq!(listed(&mut st), want);
+    // Segments equal in their low 32 bits are told apart.
+    assert_ne!(st.unit_of(5), st.unit_of((1 << 32) | 5));
+    assert_eq!(st.unit_of(1 << 32), None);
+    let units: Vec<_> = big.iter().map(|&n| st.unit_of(n).unwrap()).collect();
+    drop(st);
+
+    // The same map after a remount, from the headers alone; none of them is a
+    // duplicate of another.
+    let mut st = FlashStorage::<_, 8>::new(Sim::new(&mut mem), 0, 8).unwrap();
+    assert_eq!(listed(&mut st), want);
+    for (&n, &u) in big.iter().zip(&units) {
+        assert_eq!(st.unit_of(n), Some(u));
+    }
+    assert_eq!(st.free_units(), 3);
+    // Removing segment 0 frees its unit and only that one.
+    st.remove(0).unwrap();
+    assert_eq!(st.unit_of(0), None);
+    assert_eq!(st.free_units(), 4);
+    assert_eq!(st.unit_of(u64::MAX), Some(units[3]));
+}
+
+#[test]
+fn write_end_is_tracked_through_create_program_remove_and_remount() {
+    let mut mem = vec![0u8; 2 * ERASE];
+    let mut st = FlashStorage::<_, 2>::new(Sim::erased(&mut mem), 0, 2).unwrap();
+    st.create(9).unwrap();
+    assert_eq!(st.write(9, 4, &[0; 4]).unwrap_err(), FlashError::NotAtEnd);
+    st.write(9, 0, &header_block(9)).unwrap();
+    let end = header::LEN as u64;
+    assert_eq!(st.write(9, 0, &[0; 4]).unwrap_err(), FlashError::NotAtEnd);
+    assert_eq!(
+        st.write(9, end + 4, &[0; 4]).unwrap_err(),
+        FlashError::NotAtEnd
+    );
+    st.write(9, end, &[1; 4]).unwrap();
+    // Up to the last word of the unit; then only an empty write fits.
+    st.write(9, end + 4, &vec![2; ERASE - end as usize - 4])
+        .unwrap();
+    assert_eq!(
+        st.write(9, ERASE as u64, &[0; 4]).unwrap_err(),
+        FlashError::OutOfBounds
+    );
+    st.write(9, ERASE as u64, &[]).unwrap();
+    assert_eq!(
+        st.write(9, ERASE as u64 - 4, &[0; 4]).unwrap_err(),
+        FlashError::NotAtEnd
+    );
+    // Re-created in place: erased and writable from 0 again, at its old unit.
+    let unit = st.unit_of(9);
+    st.create(9).unwrap();
+    assert_eq!(st.unit_of(9), unit);
+    st.write(9, 0, &header_block(9)).unwrap();
+    // Removed: gone, and its number can be created anew.
+    st.remove(9).unwrap();
+    assert_eq!(st.write(9, end, &[0; 4]).unwrap_err(), FlashError::NotFound);
+    st.create(9).unwrap();
+    st.write(9, 0, &header_block(9)).unwrap();
+    st.write(9, end, &[1; 4]).unwrap();
+    drop(st);
+
+    // Found at mount: the end is unknown, every write is refused before the flash.
+    let mut st = FlashStorage::<_, 2>::new(Sim::new(&mut mem), 0, 2).unwrap();
+    assert_eq!(listed(&mut st), vec![9]);
+    for off in [0, end, end + 4] {
+        assert_eq!(st.write(9, off, &[0; 4]).unwrap_err(), FlashError::NotAtEnd);
+    }
+    assert_eq!(st.flash().stats().writes, 0);
+}
+
+#[test]
+fn failed_program_leaves_the_end_unknown() {
+    let mut mem = vec![0u8; 2 * ERASE];
+    let mut flash = Sim::erased(&mut mem);
+    // The power fails 2 bytes into the program after the header.
+    flash.set_power_cut(PowerCut::AtByte(header::LEN as u64 + 2), 1);
+    let mut st = FlashStorage::<_, 2>::new(&mut flash, 0, 2).unwrap();
+    st.create(3).unwrap();
+    st.write(3, 0, &header_block(3)).unwrap();
+    let end = header::LEN as u64;
+    assert!(matches!(
+        st.write(3, end, &[5; 4]),
+        Err(FlashError::Flash(_))
+    ));
+    let writes = st.flash().stats().writes;
+    // Neither the word that failed nor the next one is programmed by this storage
+    // again: refused before reaching the flash.
+    for off in [end, end + 4] {
+        assert_eq!(st.write(3, off, &[5; 4]).unwrap_err(), FlashError::NotAtEnd);
+    }
+    assert_eq!(st.flash().stats().writes, writes);
+    drop(st);
+
+    // Power back (a fresh driver over the same bytes): the segment is found at mount
+    // (its header landed), still not writable; re-created, it is writable from 0.
+    drop(flash);
+    let mut st = FlashStorage::<_, 2>::new(Sim::new(&mut mem), 0, 2).unwrap();
+    assert_eq!(listed(&mut st), vec![3]);
+    assert_eq!(st.write(3, end, &[5; 4]).unwrap_err(), FlashError::NotAtEnd);
+    st.create(3).unwrap();
+    st.write(3, 0, &header_block(3)).unwrap();
+    st.write(3, end, &[5; 4]).unwrap();
+}
+
+/// A flash whose single erase unit is `ERASE_SIZE` bytes, with nothing behind it but
+/// erased reads: only the partition checks matter.
+struct Huge<const E: usize>;
+
+impl<const E: usize> ErrorType for Huge<E> {
+    type Error = NorFlashErrorKind;
+}
+
+impl<const E: usize> ReadNorFlash for Huge<E> {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, _offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        bytes.fill(0xFF);
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        E
+    }
+}
+
+impl<const E: usize> NorFlash for Huge<E> {
+    const WRITE_SIZE: usize = 1;
+    const ERASE_SIZE: usize = E;
+    fn erase(&mut self, _from: u32, _to: u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn write(&mut self, _offset: u32, _bytes: &[u8]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn erase_units_up_to_4_gib_minus_3_bytes_are_tracked() {
+    const LARGEST: usize = u32::MAX as usize - 2;
+    let st = FlashStorage::<_, 1>::try_new(Huge::<LARGEST>, 0, 1).unwrap();
+    assert_eq!(st.free_units(), 1);
+    for err in [
+        FlashStorage::<_, 1>::try_new(Huge::<{ LARGEST + 1 }>, 0, 1).map(|_| ()),
+        FlashStorage::<_, 1>::try_new(Huge::<{ LARGEST + 2 }>, 0, 1).map(|_| ()),
+    ] {
+        assert_eq!(
+            err.unwrap_err(),
+            FlashError::BadGeometry(GeometryError::OutOfRange)
+        );
+    }
+}
