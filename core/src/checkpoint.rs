@@ -446,61 +446,53 @@ impl<S: Storage> CheckpointStore<S> {
             None => false,
         };
         let refuse = buf.is_some() && !fits;
-        let chunk: &mut [u8] = match buf {
+        let mut chunk: &mut [u8] = match buf {
             // The whole payload in one read, straight into the caller's buffer.
             Some(b) if fits => &mut b.bytes_mut()[..len],
             _ => &mut head,
         };
-        let mut at = start;
-        self.stream(seq, &mut at, end, chunk, Some(&mut crc))?;
-        if at < end {
-            return Err(Error::Checkpoint(CheckpointError::Truncated {
-                expected: h.len,
-                actual: (at - start) as u32,
-            }));
-        }
-        h.check_crc(crc.finalize()).map_err(Error::Checkpoint)?;
-        // Past the payload's padding, only never-written bytes may follow.
-        let mut at = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN)).min(extent);
-        if !self.stream(seq, &mut at, extent, &mut head, None)? {
-            return Err(Error::Checkpoint(CheckpointError::Trailing(extent - end)));
+        // One read loop, two passes: the payload, hashed; then the bytes past its
+        // padding, which must never have been written.
+        let unwritten = self.st.unwritten_byte();
+        let (mut at, mut to, mut hashing) = (start, end, true);
+        loop {
+            while at < to {
+                let want = chunk.len().min((to - at) as usize);
+                let got = self
+                    .st
+                    .read(seq, at, &mut chunk[..want])
+                    .map_err(Error::Storage)?;
+                if got == 0 {
+                    break;
+                }
+                at += got as u64;
+                let bytes = &chunk[..got];
+                if hashing {
+                    crc.update(bytes);
+                } else if bytes.iter().any(|&b| b != unwritten) {
+                    return Err(Error::Checkpoint(CheckpointError::Trailing(extent - end)));
+                }
+            }
+            if !hashing {
+                break;
+            }
+            if at < end {
+                return Err(Error::Checkpoint(CheckpointError::Truncated {
+                    expected: h.len,
+                    actual: (at - start) as u32,
+                }));
+            }
+            h.check_crc(crc.clone().finalize())
+                .map_err(Error::Checkpoint)?;
+            hashing = false;
+            at = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN)).min(extent);
+            to = extent;
+            chunk = &mut head;
         }
         if refuse {
             return Err(Error::BufferTooSmall { needed: len as u64 });
         }
         Ok(())
-    }
-
-    /// Reads bytes `*at..to` of checkpoint `seq` through `chunk` until they end (or the
-    /// segment does), advancing `*at`: each chunk is hashed into `crc` if given, else
-    /// checked to hold only never-written bytes. Returns false when such a check fails.
-    fn stream(
-        &mut self,
-        seq: u64,
-        at: &mut u64,
-        to: u64,
-        chunk: &mut [u8],
-        mut crc: Option<&mut Crc32c>,
-    ) -> Res<bool, S> {
-        let unwritten = self.st.unwritten_byte();
-        while *at < to {
-            let want = chunk.len().min((to - *at) as usize);
-            let got = self
-                .st
-                .read(seq, *at, &mut chunk[..want])
-                .map_err(Error::Storage)?;
-            if got == 0 {
-                break;
-            }
-            *at += got as u64;
-            let bytes = &chunk[..got];
-            match &mut crc {
-                Some(crc) => crc.update(bytes),
-                None if bytes.iter().any(|&b| b != unwritten) => return Ok(false),
-                None => {}
-            }
-        }
-        Ok(true)
     }
 
     /// Frees a unit of a full medium: torn leftovers above the newest valid checkpoint,
