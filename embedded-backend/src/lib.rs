@@ -20,6 +20,10 @@
 //! erased, half-erased, or a header torn by a power cut during its program) is free,
 //! and it is always erased again before it is reused.
 //!
+//! [`FlashStorage::new_in`] mounts straight into a caller's `Option` (a field, a
+//! `static` cell): firmware that keeps the storage in place that way does not carry
+//! by-value copies of the map (12 bytes a unit) on its stack during the mount.
+//!
 //! Two units claiming the same segment number cannot be produced by this backend, even
 //! across power cuts (`create` of a mapped segment reuses its unit; a free unit holds no
 //! valid header). So a duplicate means outside interference (an image flashed over the
@@ -206,6 +210,39 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         Self::try_new(flash, start, units)
     }
 
+    /// Like [`new`](Self::new), but mounts straight into `slot` (a field, a `static`
+    /// cell's content, a caller's local) instead of returning the storage by value.
+    ///
+    /// Same checks, reads and errors as `new`. What `slot` held is dropped first; on
+    /// an error it is left `None` (and `flash` is dropped, as by `new`). The point is
+    /// stack: a by-value return keeps the storage (12 bytes a unit) in the callee's
+    /// frame and again in the caller's result before it reaches its place; here it is
+    /// built where it stays.
+    pub fn new_in(slot: &mut Option<Self>, flash: F, start: u32, units: usize) -> Res<(), F> {
+        const {
+            assert!(
+                Self::GEOMETRY.is_ok(),
+                "NorFlash geometry unusable: READ_SIZE and WRITE_SIZE must be powers of two up to 32, \
+                 dividing an ERASE_SIZE that holds a header and a frame"
+            )
+        };
+        *slot = None;
+        Self::check_partition(&flash, start, units)?;
+        let s = slot.insert(FlashStorage {
+            flash,
+            start,
+            units: units as u16,
+            cursor: (units - 1) as u16,
+            state: [FREE; N],
+            segment: [0; N],
+        });
+        let r = s.mount();
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    }
+
     /// Like [`new`](Self::new), with the geometry checked at run time:
     /// [`FlashError::BadGeometry`] if it is unusable.
     pub fn try_new(flash: F, start: u32, units: usize) -> Res<Self, F> {
@@ -368,6 +405,22 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         self.unit_of(segment).ok_or(FlashError::NotFound)
     }
 
+    /// The first free unit after the cursor, in ring order (the cursor's own unit last).
+    fn next_free(&self) -> Option<usize> {
+        let units = self.units();
+        let mut unit = self.cursor as usize;
+        for _ in 0..units {
+            unit += 1;
+            if unit >= units {
+                unit = 0;
+            }
+            if self.state.get(unit) == Some(&FREE) {
+                return Some(unit);
+            }
+        }
+        None
+    }
+
     /// Sets the state of unit `unit` (`unit < units()`).
     fn set_state(&mut self, unit: usize, state: u32) {
         if let Some(s) = self.state.get_mut(unit) {
@@ -385,31 +438,31 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
 
     /// Reads `buf.len()` bytes at `off` inside `unit`, reading whole `READ_SIZE` words:
     /// the aligned middle straight into `buf`, unaligned ends through a stack word.
-    fn read_in_unit(&mut self, unit: usize, mut off: usize, buf: &mut [u8]) -> Res<(), F> {
+    fn read_in_unit(&mut self, unit: usize, off: usize, buf: &mut [u8]) -> Res<(), F> {
         let rs = F::READ_SIZE;
-        let base = self.unit_addr(unit);
-        let mut done = 0;
-        while done < buf.len() {
-            let rem = buf.len() - done;
-            let n = if off.is_multiple_of(rs) && rem >= rs {
-                let n = rem - rem % rs;
-                self.flash
-                    .read(base + off as u32, &mut buf[done..done + n])
-                    .map_err(FlashError::Flash)?;
-                n
+        // Units start on a multiple of `ERASE_SIZE`, itself a multiple of `READ_SIZE`.
+        let mut addr = self.unit_addr(unit) + off as u32;
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let skip = addr as usize % rs;
+            let (now, after) = if skip == 0 && rest.len() >= rs {
+                let n = rest.len() / rs * rs;
+                let (now, after) = core::mem::take(&mut rest).split_at_mut(n);
+                self.flash.read(addr, now).map_err(FlashError::Flash)?;
+                (now, after)
             } else {
-                let word_start = off - off % rs;
-                let skip = off - word_start;
                 let mut word = [0u8; MAX_WORD];
+                let word = &mut word[..rs];
                 self.flash
-                    .read(base + word_start as u32, &mut word[..rs])
+                    .read(addr - skip as u32, word)
                     .map_err(FlashError::Flash)?;
-                let n = (rs - skip).min(rem);
-                buf[done..done + n].copy_from_slice(&word[skip..skip + n]);
-                n
+                let n = (rs - skip).min(rest.len());
+                let (now, after) = core::mem::take(&mut rest).split_at_mut(n);
+                now.copy_from_slice(&word[skip..skip + n]);
+                (now, after)
             };
-            done += n;
-            off += n;
+            addr += now.len() as u32;
+            rest = after;
         }
         Ok(())
     }
@@ -477,13 +530,7 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
                 self.set_state(unit, FREE);
                 unit
             }
-            None => {
-                let units = self.units();
-                (1..=units)
-                    .map(|k| (self.cursor as usize + k) % units)
-                    .find(|&u| self.state.get(u) == Some(&FREE))
-                    .ok_or(FlashError::NoSpace)?
-            }
+            None => self.next_free().ok_or(FlashError::NoSpace)?,
         };
         self.erase_unit(unit)?;
         self.map_unit(unit, segment, end_state(0));
@@ -500,12 +547,13 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// through a stack word). Returns fewer bytes only at the end of the unit.
     fn read(&mut self, segment: u64, offset: u64, buf: &mut [u8]) -> Result<usize, Self::Error> {
         let unit = self.mapped(segment)?;
-        let extent = F::ERASE_SIZE as u64;
-        if offset >= extent {
+        if offset >= F::ERASE_SIZE as u64 {
             return Ok(0);
         }
-        let n = (buf.len() as u64).min(extent - offset) as usize;
-        self.read_in_unit(unit, offset as usize, &mut buf[..n])?;
+        // Below `ERASE_SIZE`: exact as a usize.
+        let offset = offset as usize;
+        let n = buf.len().min(F::ERASE_SIZE - offset);
+        self.read_in_unit(unit, offset, &mut buf[..n])?;
         Ok(n)
     }
 

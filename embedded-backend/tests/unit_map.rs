@@ -202,3 +202,62 @@ fn erase_units_up_to_4_gib_minus_3_bytes_are_tracked() {
         );
     }
 }
+
+#[test]
+fn new_in_mounts_in_place_like_new() {
+    let mut mem = vec![0u8; 4 * ERASE];
+    let mut st = FlashStorage::<_, 4>::new(Sim::erased(&mut mem), 0, 4).unwrap();
+    for n in [7, 3, 11] {
+        st.create(n).unwrap();
+        st.write(n, 0, &header_block(n)).unwrap();
+    }
+    st.remove(3).unwrap();
+    let units: Vec<_> = [7, 11].iter().map(|&n| st.unit_of(n)).collect();
+    drop(st);
+
+    let mut slot = None;
+    FlashStorage::<_, 4>::new_in(&mut slot, Sim::new(&mut mem), 0, 4).unwrap();
+    let st = slot.as_mut().unwrap();
+    assert_eq!(listed(st), vec![7, 11]);
+    assert_eq!(vec![st.unit_of(7), st.unit_of(11)], units);
+    assert_eq!(st.free_units(), 2);
+    assert_eq!(st.flash().stats().reads, 4);
+    assert_eq!(st.write(11, 0, &[0; 4]).unwrap_err(), FlashError::NotAtEnd);
+    // The cursor follows the newest segment (11): the next create takes the unit
+    // after it in ring order, as after `new`.
+    st.create(12).unwrap();
+    let after_new_in = st.unit_of(12);
+    drop(slot);
+    let mut st = FlashStorage::<_, 4>::new(Sim::new(&mut mem), 0, 4).unwrap();
+    // (12 never got a header: the unit is free again at this mount.)
+    st.create(12).unwrap();
+    assert_eq!(st.unit_of(12), after_new_in);
+    drop(st);
+
+    // A partition error leaves the slot empty, whatever it held.
+    let mut slot = None;
+    FlashStorage::<_, 4>::new_in(&mut slot, Sim::new(&mut mem), 0, 4).unwrap();
+    assert!(slot.is_some());
+    let mut other = vec![0u8; 4 * ERASE];
+    assert_eq!(
+        FlashStorage::<_, 4>::new_in(&mut slot, Sim::erased(&mut other), 4, 2).unwrap_err(),
+        FlashError::BadGeometry(GeometryError::StartMisaligned)
+    );
+    assert!(slot.is_none());
+
+    // So does a mount error: two units claiming one segment.
+    let mut dup = vec![0xFFu8; 2 * ERASE];
+    dup[..header::LEN].copy_from_slice(&header_block(5));
+    dup[ERASE..ERASE + header::LEN].copy_from_slice(&header_block(5));
+    let mut slot = None;
+    FlashStorage::<_, 4>::new_in(&mut slot, Sim::new(&mut other), 0, 4).unwrap();
+    assert_eq!(
+        FlashStorage::<_, 4>::new_in(&mut slot, Sim::new(&mut dup), 0, 2).unwrap_err(),
+        FlashError::DuplicateSegment {
+            segment: 5,
+            first_unit: 0,
+            second_unit: 1
+        }
+    );
+    assert!(slot.is_none());
+}
