@@ -305,15 +305,19 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     /// Maps every unit whose header names a segment; the cursor goes to the unit of
     /// the highest segment number.
     fn mount(&mut self) -> Res<(), F> {
-        let read_len = align_up(IDENTIFY_LEN, F::READ_SIZE);
         let mut raw = [0u8; HEADER_READ_MAX];
-        let mut newest: Option<u64> = None;
         for unit in 0..self.units() {
             let addr = self.unit_addr(unit);
             self.flash
-                .read(addr, &mut raw[..read_len])
+                // `IDENTIFY_LEN` in whole reads: at most `HEADER_READ_MAX`, since
+                // `READ_SIZE <= MAX_WORD` (the slicing cannot fail).
+                .read(
+                    addr,
+                    raw.get_mut(..align_up(IDENTIFY_LEN, F::READ_SIZE))
+                        .unwrap_or_default(),
+                )
                 .map_err(FlashError::Flash)?;
-            match identify_segment(&raw[..IDENTIFY_LEN]) {
+            match identify_segment(raw.get(..IDENTIFY_LEN).unwrap_or_default()) {
                 SegmentIdentity::Segment(segment) => {
                     if let Some(first_unit) = self.unit_of(segment) {
                         // Both below `units`, which is at most `u16::MAX`.
@@ -324,8 +328,12 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                         });
                     }
                     self.map_unit(unit, segment, END_UNKNOWN);
-                    if newest.is_none_or(|seg| segment > seg) {
-                        newest = Some(segment);
+                    // The cursor goes to the newest segment so far: it still points at
+                    // the (free, or just mapped) last unit until a segment is found.
+                    let c = self.cursor as usize;
+                    if self.state.get(c) == Some(&FREE)
+                        || self.segment.get(c).is_some_and(|&s| segment > s)
+                    {
                         self.cursor = unit as u16;
                     }
                 }

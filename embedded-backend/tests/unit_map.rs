@@ -261,3 +261,62 @@ fn new_in_mounts_in_place_like_new() {
     );
     assert!(slot.is_none());
 }
+
+/// All permutations of `items`.
+fn permutations(items: &[u64]) -> Vec<Vec<u64>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut p in permutations(&rest) {
+            p.insert(0, first);
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn create_after_mount_takes_the_first_free_unit_after_the_newest_segment() {
+    const UNITS: usize = 4;
+    for occupied in 0u32..(1 << UNITS) {
+        let units: Vec<usize> = (0..UNITS).filter(|u| occupied & (1 << u) != 0).collect();
+        let numbers: Vec<u64> = (0..units.len() as u64).map(|i| 7 * i).collect();
+        for order in permutations(&numbers) {
+            let mut mem = vec![0xFFu8; UNITS * ERASE];
+            for (&u, &n) in units.iter().zip(&order) {
+                mem[u * ERASE..u * ERASE + header::LEN].copy_from_slice(&header_block(n));
+            }
+            let mut slot = None;
+            FlashStorage::<_, UNITS>::new_in(&mut slot, Sim::new(&mut mem), 0, UNITS).unwrap();
+            let st = slot.as_mut().unwrap();
+            // The model: the cursor is the unit of the highest number, else the last
+            // unit; the next create takes the first free unit after it, in ring order.
+            let cursor = units
+                .iter()
+                .zip(&order)
+                .max_by_key(|(_, &n)| n)
+                .map_or(UNITS - 1, |(&u, _)| u);
+            let expected = (1..=UNITS)
+                .map(|k| (cursor + k) % UNITS)
+                .find(|u| !units.contains(u));
+            match expected {
+                Some(u) => {
+                    st.create(1000).unwrap();
+                    assert_eq!(
+                        st.unit_of(1000),
+                        Some(u),
+                        "units {units:?} numbers {order:?}"
+                    );
+                }
+                None => assert_eq!(st.create(1000).unwrap_err(), FlashError::NoSpace),
+            }
+            for (&u, &n) in units.iter().zip(&order) {
+                assert_eq!(st.unit_of(n), Some(u));
+            }
+        }
+    }
+}
