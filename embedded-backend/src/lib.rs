@@ -578,25 +578,25 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
         if !write_is_aligned(Self::word_size(), offset, data.len()) {
             return Err(FlashError::Misaligned);
         }
-        let end = offset
-            .checked_add(data.len() as u64)
-            .filter(|&e| e <= F::ERASE_SIZE as u64)
-            .ok_or(FlashError::OutOfBounds)?;
+        // Inside the unit: `offset + len <= ERASE_SIZE` (so both fit a u32), no overflow.
+        if offset > F::ERASE_SIZE as u64 || data.len() > F::ERASE_SIZE - offset as usize {
+            return Err(FlashError::OutOfBounds);
+        }
+        let offset = offset as u32;
+        let addr = self.unit_addr(unit) + offset;
         let Some(state) = self.state.get_mut(unit) else {
             return Err(FlashError::NotFound);
         };
-        // `offset <= ERASE_SIZE < u32::MAX - 1`: exact as a u32, and an unknown end
-        // never matches.
-        if *state != end_state(offset as u32) {
+        // `offset <= ERASE_SIZE < u32::MAX - 1`: an unknown end never matches.
+        if *state != end_state(offset) {
             return Err(FlashError::NotAtEnd);
         }
         if data.is_empty() {
             return Ok(());
         }
         *state = END_UNKNOWN;
-        let addr = self.unit_addr(unit) + offset as u32;
         self.flash.write(addr, data).map_err(FlashError::Flash)?;
-        self.set_state(unit, end_state(end as u32));
+        *state = end_state(offset + data.len() as u32);
         Ok(())
     }
 
