@@ -139,15 +139,14 @@ pub const fn check_geometry(
 
 const FRAME_HEADER_LEN: usize = frame::frame_header::HEADER_LEN;
 
-/// A unit's state of a unit holding no segment: zero, so an empty map is zero-filled
-/// in place.
+/// Unit state: no segment. Zero, so an empty map is zero-filled in place.
 const FREE: u32 = 0;
-/// A unit's state of a segment whose write end is not known (found at mount, or after
-/// a failed program): writes to it are refused.
+/// Unit state: a segment whose write end is not known (found at mount, or after a
+/// failed program); writes to it are refused.
 const END_UNKNOWN: u32 = 1;
 
-/// A unit's state of a segment whose next write goes to `end`: `!end`, which is at least
-/// 2 because the partition check keeps `ERASE_SIZE` (and so `end`) below `u32::MAX - 1`.
+/// Unit state: a segment whose next write goes to `end`. `!end`, which is at least 2
+/// because the partition check keeps `ERASE_SIZE` (and so `end`) below `u32::MAX - 1`.
 const fn end_state(end: u32) -> u32 {
     !end
 }
@@ -189,6 +188,14 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     pub const GEOMETRY: Result<usize, GeometryError> =
         check_geometry(F::READ_SIZE, F::WRITE_SIZE, F::ERASE_SIZE);
 
+    /// Evaluated (post-monomorphization) where `new` and `new_in` name it: a compile
+    /// error for an unusable geometry.
+    const GEOMETRY_OK: () = assert!(
+        Self::GEOMETRY.is_ok(),
+        "NorFlash geometry unusable: READ_SIZE and WRITE_SIZE must be powers of two up to 32, \
+         dividing an ERASE_SIZE that holds a header and a frame"
+    );
+
     /// Mounts the partition of `units` erase units at byte `start` of `flash`.
     ///
     /// Fails to compile if `F`'s geometry is unusable (see [`try_new`](Self::try_new)
@@ -200,13 +207,7 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     /// and [`FlashError::UnsupportedVersion`] for a partition this backend did not
     /// produce; [`FlashError::Flash`] if a read fails.
     pub fn new(flash: F, start: u32, units: usize) -> Res<Self, F> {
-        const {
-            assert!(
-                Self::GEOMETRY.is_ok(),
-                "NorFlash geometry unusable: READ_SIZE and WRITE_SIZE must be powers of two up to 32, \
-                 dividing an ERASE_SIZE that holds a header and a frame"
-            )
-        };
+        let () = Self::GEOMETRY_OK;
         Self::try_new(flash, start, units)
     }
 
@@ -218,14 +219,30 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
     /// stack: a by-value return keeps the storage (12 bytes a unit) in the callee's
     /// frame and again in the caller's result before it reaches its place; here it is
     /// built where it stays.
+    ///
+    /// ```
+    /// use durability_embedded::sim::{SimError, SimFlash};
+    /// use durability_embedded::{FlashError, FlashStorage};
+    ///
+    /// let mut mem = vec![0u8; 4 * 256];
+    /// let mut slot = None;
+    /// FlashStorage::<_, 4>::new_in(&mut slot, SimFlash::<1, 4, 256>::erased(&mut mem), 0, 4)?;
+    /// if let Some(storage) = &slot {
+    ///     assert_eq!(storage.free_units(), 4);
+    /// }
+    /// # Ok::<(), FlashError<SimError>>(())
+    /// ```
+    ///
+    /// An unusable geometry does not compile (here `READ_SIZE` 3):
+    ///
+    /// ```compile_fail
+    /// # use durability_embedded::{sim::SimFlash, FlashStorage};
+    /// let mut mem = vec![0u8; 600];
+    /// let mut slot = None;
+    /// let _ = FlashStorage::<_, 2>::new_in(&mut slot, SimFlash::<3, 1, 300>::new(&mut mem), 0, 2);
+    /// ```
     pub fn new_in(slot: &mut Option<Self>, flash: F, start: u32, units: usize) -> Res<(), F> {
-        const {
-            assert!(
-                Self::GEOMETRY.is_ok(),
-                "NorFlash geometry unusable: READ_SIZE and WRITE_SIZE must be powers of two up to 32, \
-                 dividing an ERASE_SIZE that holds a header and a frame"
-            )
-        };
+        let () = Self::GEOMETRY_OK;
         *slot = None;
         Self::check_partition(&flash, start, units)?;
         let s = slot.insert(FlashStorage {
@@ -308,9 +325,9 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         let mut raw = [0u8; HEADER_READ_MAX];
         for unit in 0..self.units() {
             let addr = self.unit_addr(unit);
+            // `IDENTIFY_LEN` in whole reads: at most `HEADER_READ_MAX`, since
+            // `READ_SIZE <= MAX_WORD` (the slicing cannot fail).
             self.flash
-                // `IDENTIFY_LEN` in whole reads: at most `HEADER_READ_MAX`, since
-                // `READ_SIZE <= MAX_WORD` (the slicing cannot fail).
                 .read(
                     addr,
                     raw.get_mut(..align_up(IDENTIFY_LEN, F::READ_SIZE))
