@@ -479,8 +479,9 @@ impl<S: Storage> CheckpointStore<S> {
         // One read loop, two passes: the payload, hashed; then the bytes past its
         // padding, which must never have been written.
         let unwritten = self.st.unwritten_byte();
-        let (mut at, mut to, mut hashing) = (start, end, true);
+        let (mut at, mut hashing) = (start, true);
         loop {
+            let to = if hashing { end } else { extent };
             while at < to {
                 let want = chunk.len().min((to - at) as usize);
                 let got = self
@@ -511,7 +512,6 @@ impl<S: Storage> CheckpointStore<S> {
                 .map_err(Error::Checkpoint)?;
             hashing = false;
             at = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN)).min(extent);
-            to = extent;
             chunk = &mut head;
         }
         if refuse {
@@ -559,7 +559,8 @@ impl<S: Storage> CheckpointStore<S> {
             header: CheckpointHeader::default(),
             skipped: 0,
         });
-        let (mut kept, mut removed) = (0, 0);
+        // Counts of segments listed in memory: `usize` does not overflow.
+        let (mut kept, mut removed) = (0, 0usize);
         loop {
             let seq = slot.seq;
             if let Ok(extent) = self.st.len(seq) {
@@ -581,7 +582,7 @@ impl<S: Storage> CheckpointStore<S> {
                                 self.remove(lo)?;
                                 removed = 1;
                             }
-                            return Ok(removed);
+                            return Ok(removed as u64);
                         }
                     }
                 } else if kept == 0 && !matches!(walk, Walk::MakeRoom) {
@@ -595,7 +596,7 @@ impl<S: Storage> CheckpointStore<S> {
             }
             if seq == lo {
                 *out = None;
-                return Ok(removed);
+                return Ok(removed as u64);
             }
             slot.seq -= 1;
         }
