@@ -47,8 +47,10 @@
 //! The segment limit announced to the core
 //! ([`max_segment_len`](durability_core::Storage::max_segment_len)) and the readable
 //! extent ([`len`](durability_core::Storage::len)) are both the whole unit (the core
-//! drops an optional sync marker rather than cross the limit). The largest entry is
-//! therefore `ERASE_SIZE - align_up(48, word) - 8`.
+//! drops an optional sync marker rather than cross the limit). Units of up to 16 KiB
+//! ask for the core's short frame header (6 bytes instead of 8: a 50-byte entry on
+//! 4-byte words programs 56 bytes); the largest entry is therefore
+//! `ERASE_SIZE - align_up(48, word) - 6` there, and `- 8` in larger units.
 //!
 //! # Ownership of the flash
 //!
@@ -132,6 +134,14 @@ pub const fn check_geometry(
 }
 
 const FRAME_HEADER_LEN: usize = frame::frame_header::HEADER_LEN;
+
+/// Largest erase unit whose segments use the short frame header: no entry in it can
+/// exceed the short form's limit.
+const SHORT_FRAMES_MAX_UNIT: usize = 16 * 1024;
+const _: () = assert!(
+    SHORT_FRAMES_MAX_UNIT - frame::header::LEN - frame::frame_header::SHORT_HEADER_LEN
+        <= frame::SHORT_MAX_ENTRY_LEN as usize
+);
 
 /// One mapped unit.
 #[derive(Debug, Clone, Copy)]
@@ -404,6 +414,13 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// here: an entry costs exactly its frame.
     fn ordered_writes(&self) -> bool {
         true
+    }
+
+    /// The short frame header (6 bytes: a 50-byte entry on 4-byte words programs 56
+    /// bytes, not 60) whenever a unit cannot hold an entry over its 16,383-byte limit
+    /// anyway; larger units keep the 8-byte header and their larger entries.
+    fn short_frames(&self) -> bool {
+        F::ERASE_SIZE <= SHORT_FRAMES_MAX_UNIT
     }
 
     /// Visits the mapped segments in unit order. No flash access.
