@@ -129,7 +129,7 @@ impl core::fmt::Display for CheckpointError {
 }
 
 /// A parsed checkpoint header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CheckpointHeader {
     /// WAL identity, 0 if unbound.
@@ -151,26 +151,23 @@ impl CheckpointHeader {
         last_id: u64,
         payload: &[u8],
     ) -> Result<Self, CheckpointError> {
-        let len = u32::try_from(payload.len())
-            .ok()
-            .filter(|&l| l <= MAX_CHECKPOINT_LEN)
-            .ok_or(CheckpointError::TooLarge(u32::MAX))?;
         let mut h = CheckpointHeader {
             log_id,
             seq,
             last_id,
-            len,
+            len: payload_len(payload)?,
             crc: 0,
         };
-        let mut crc = Crc32c::new();
-        crc.update(&h.prefix());
-        crc.update(payload);
-        h.crc = crc.finalize();
+        let mut b = [0u8; field::HEADER_LEN];
+        h.crc = h.seal(&mut b, payload);
         Ok(h)
     }
 
-    fn prefix(&self) -> [u8; field::CRC.start] {
-        let mut b = [0u8; field::CRC.start];
+    /// Writes the header for `payload` into `b`: bytes `0..60` from the fields, then
+    /// the checksum of those and `payload`, which it returns. In place: no
+    /// header-sized value is returned or copied.
+    fn seal(&self, b: &mut [u8; field::HEADER_LEN], payload: &[u8]) -> u32 {
+        *b = [0; field::HEADER_LEN];
         b[field::MAGIC].copy_from_slice(&MAGIC);
         b[field::VERSION] = VERSION;
         b[field::KIND] = 1;
@@ -178,19 +175,32 @@ impl CheckpointHeader {
         b[field::SEQ].copy_from_slice(&self.seq.to_le_bytes());
         b[field::LAST_ID].copy_from_slice(&self.last_id.to_le_bytes());
         b[field::LEN].copy_from_slice(&self.len.to_le_bytes());
-        b
+        let mut crc = Crc32c::new();
+        crc.update(&b[..field::CRC.start]);
+        crc.update(payload);
+        let crc = crc.finalize();
+        b[field::CRC].copy_from_slice(&crc.to_le_bytes());
+        crc
     }
 
-    /// The 32 header bytes.
+    /// The 64 header bytes.
     pub fn emit(&self) -> [u8; field::HEADER_LEN] {
         let mut b = [0u8; field::HEADER_LEN];
-        b[..field::CRC.start].copy_from_slice(&self.prefix());
+        self.seal(&mut b, &[]);
         b[field::CRC].copy_from_slice(&self.crc.to_le_bytes());
         b
     }
 
     /// Parses a header (the checksum is checked with the payload by [`verify`](Self::verify)).
     pub fn parse(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let mut h = CheckpointHeader::default();
+        h.parse_into(bytes)?;
+        Ok(h)
+    }
+
+    /// [`parse`](Self::parse) into `self` (unchanged on error): no header-sized
+    /// result to copy.
+    fn parse_into(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
         let b = bytes
             .get(..field::HEADER_LEN)
             .ok_or(CheckpointError::Short)?;
@@ -208,21 +218,20 @@ impl CheckpointHeader {
         if len > MAX_CHECKPOINT_LEN {
             return Err(CheckpointError::TooLarge(len));
         }
-        Ok(CheckpointHeader {
+        *self = CheckpointHeader {
             log_id: le_u64(&b[field::LOG_ID]),
             seq: le_u64(&b[field::SEQ]),
             last_id: le_u64(&b[field::LAST_ID]),
             len,
             crc: le_u32(&b[field::CRC]),
-        })
+        };
+        Ok(())
     }
 
     /// Checks `payload` against the stored checksum.
     pub fn verify(&self, payload: &[u8]) -> Result<(), CheckpointError> {
-        let mut crc = Crc32c::new();
-        crc.update(&self.prefix());
-        crc.update(payload);
-        self.check_crc(crc.finalize())
+        let mut b = [0u8; field::HEADER_LEN];
+        self.check_crc(self.seal(&mut b, payload))
     }
 
     /// Compares the checksum `actual` of the prefix and payload with the stored one.
@@ -235,6 +244,14 @@ impl CheckpointHeader {
         }
         Ok(())
     }
+}
+
+/// The length field for `payload`, if it is within [`MAX_CHECKPOINT_LEN`].
+fn payload_len(payload: &[u8]) -> Result<u32, CheckpointError> {
+    u32::try_from(payload.len())
+        .ok()
+        .filter(|&l| l <= MAX_CHECKPOINT_LEN)
+        .ok_or(CheckpointError::TooLarge(u32::MAX))
 }
 
 /// Decodes a whole checkpoint image (exactly header + payload); returns the header and
@@ -292,7 +309,7 @@ impl<S: Storage> CheckpointStore<S> {
             .map_err(Error::Storage)?
             .map_or(1, |(_, hi, _)| hi + 1);
         // Checks the payload length before anything is written.
-        CheckpointHeader::new(log_id, seq, last_id, payload).map_err(Error::Checkpoint)?;
+        let len = payload_len(payload).map_err(Error::Checkpoint)?;
         let ws = self.st.write_size();
         if !ws.is_power_of_two() || ws > MAX_ALIGN {
             return Err(Error::InvalidConfig(
@@ -300,42 +317,48 @@ impl<S: Storage> CheckpointStore<S> {
             ));
         }
         let total = align_up((field::HEADER_LEN + payload.len()) as u64, ws);
-        if self.st.max_segment_len().is_some_and(|m| total > m) {
-            return Err(Error::EntryTooLarge {
-                len: payload.len() as u64,
-                max: self
-                    .st
-                    .max_segment_len()
-                    .unwrap_or(0)
-                    .saturating_sub(field::HEADER_LEN as u64),
-            });
+        if let Some(max) = self.st.max_segment_len() {
+            if total > max {
+                return Err(Error::EntryTooLarge {
+                    len: payload.len() as u64,
+                    max: max.saturating_sub(field::HEADER_LEN as u64),
+                });
+            }
         }
-        let seq = match self.st.create(seq) {
-            Ok(()) => seq,
+        let st = &mut self.st;
+        match st.create(seq) {
+            Ok(()) => {}
             // A full medium may be holding torn leftovers of interrupted writes (they
             // only go at the next successful publish), or an old checkpoint whose
             // retention was cut: make room and retry once.
             Err(e) if e.kind() == StorageErrorKind::NoSpace && self.make_room()? => {
                 // Numbers stay monotonic: the torn ones are not reused.
                 self.st.create(seq).map_err(Error::Storage)?;
-                seq
             }
             Err(e) => return Err(Error::Storage(e)),
+        }
+        let header = CheckpointHeader {
+            log_id,
+            seq,
+            last_id,
+            len,
+            crc: 0,
         };
-        let header =
-            CheckpointHeader::new(log_id, seq, last_id, payload).map_err(Error::Checkpoint)?;
+        let mut head = [0u8; field::HEADER_LEN];
+        header.seal(&mut head, payload);
         let st = &mut self.st;
-        st.write(seq, 0, &header.emit()).map_err(Error::Storage)?;
-        let body = payload.len() & !(ws.max(1) - 1);
+        st.write(seq, 0, &head).map_err(Error::Storage)?;
+        let body = payload.len() & !(ws - 1);
         if body > 0 {
             st.write(seq, field::HEADER_LEN as u64, &payload[..body])
                 .map_err(Error::Storage)?;
         }
         if body < payload.len() {
-            let mut tail = [0u8; MAX_ALIGN];
+            // The header's bytes are written: its room holds the padded tail.
             let rest = &payload[body..];
-            tail[..rest.len()].copy_from_slice(rest);
-            st.write(seq, (field::HEADER_LEN + body) as u64, &tail[..ws])
+            head = [0; field::HEADER_LEN];
+            head[..rest.len()].copy_from_slice(rest);
+            st.write(seq, (field::HEADER_LEN + body) as u64, &head[..ws])
                 .map_err(Error::Storage)?;
         }
         st.sync(seq).map_err(Error::Storage)?;
@@ -347,7 +370,7 @@ impl<S: Storage> CheckpointStore<S> {
         // Filled in the returned value itself: no checkpoint-sized copy on the way out.
         let mut r = Ok(None);
         if let Ok(out) = &mut r {
-            if let Err(e) = self.latest_into(buf, out) {
+            if let Err(e) = self.walk(Some(buf), Walk::Latest, out) {
                 r = Err(e);
             }
         }
@@ -361,30 +384,7 @@ impl<S: Storage> CheckpointStore<S> {
         buf: &mut B,
         out: &mut Option<StoredCheckpoint>,
     ) -> Res<(), S> {
-        let mut seqs_visited = 0u64;
-        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
-            return Ok(());
-        };
-        let mut seq = hi;
-        loop {
-            if self.st.len(seq).is_ok() {
-                match self.load(seq, buf)? {
-                    Ok(header) => {
-                        *out = Some(StoredCheckpoint {
-                            seq,
-                            header,
-                            skipped: seqs_visited,
-                        });
-                        return Ok(());
-                    }
-                    Err(_) => seqs_visited += 1,
-                }
-            }
-            if seq == lo {
-                return Ok(());
-            }
-            seq -= 1;
-        }
+        self.walk(Some(buf), Walk::Latest, out).map(drop)
     }
 
     /// Reads checkpoint `seq` into `buf`; the inner result says whether it verifies.
@@ -393,196 +393,122 @@ impl<S: Storage> CheckpointStore<S> {
         seq: u64,
         buf: &mut B,
     ) -> Res<Result<CheckpointHeader, CheckpointError>, S> {
-        self.load_dyn(seq, buf)
+        let mut h = CheckpointHeader::default();
+        match self.verify(seq, Some(buf), &mut h) {
+            Ok(()) => Ok(Ok(h)),
+            Err(Error::Checkpoint(e)) => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
     }
 
-    /// The body of `load`: one copy, whatever the caller's buffer type.
-    fn load_dyn(
+    /// Verifies checkpoint `seq`: its header, its payload's checksum, and that only
+    /// never-written bytes follow the payload's padding. The payload is read into `buf`
+    /// if it fits, else streamed; only a checkpoint that is valid is then refused with
+    /// [`Error::BufferTooSmall`] (a torn one must not block the fallback to an older
+    /// one). Without a buffer the payload is streamed and never refused. Why the
+    /// checkpoint is invalid comes back as [`Error::Checkpoint`]. The header goes to
+    /// `h` (the caller's slot: no header-sized result is returned).
+    ///
+    /// One copy, whatever the caller's buffer type.
+    fn verify(
         &mut self,
         seq: u64,
-        buf: &mut dyn Buffer,
-    ) -> Res<Result<CheckpointHeader, CheckpointError>, S> {
+        buf: Option<&mut dyn Buffer>,
+        h: &mut CheckpointHeader,
+    ) -> Res<(), S> {
+        // Holds the header, then serves as the chunk payload and trailing bytes are
+        // streamed through: one header-sized array on the stack.
         let mut head = [0u8; field::HEADER_LEN];
         let extent = self.st.len(seq).map_err(Error::Storage)?;
         let n = self.st.read(seq, 0, &mut head).map_err(Error::Storage)?;
-        let h = match CheckpointHeader::parse(&head[..n]) {
-            // A checkpoint stored under another number (copied, or stale) is not this one.
-            Ok(h) if h.seq != seq => return Ok(Err(CheckpointError::BadHeader)),
-            Ok(h) => h,
-            Err(e) => return Ok(Err(e)),
-        };
+        h.parse_into(&head[..n]).map_err(Error::Checkpoint)?;
+        // A checkpoint stored under another number (copied, or stale) is not this one.
+        if h.seq != seq {
+            return Err(Error::Checkpoint(CheckpointError::BadHeader));
+        }
         // The checksum starts over the header bytes just read: a header that parses has
         // every byte before its CRC field fixed by a field, so they are its prefix.
         let mut crc = Crc32c::new();
         crc.update(&head[..field::CRC.start]);
-        let len = h.len as usize;
-        let end = (field::HEADER_LEN + len) as u64;
+        let start = field::HEADER_LEN as u64;
+        let end = start + u64::from(h.len);
         if end > extent {
-            return Ok(Err(CheckpointError::Truncated {
+            return Err(Error::Checkpoint(CheckpointError::Truncated {
                 expected: h.len,
                 // Below `expected` here, so it fits.
-                actual: extent.saturating_sub(field::HEADER_LEN as u64) as u32,
+                actual: (extent.saturating_sub(start)) as u32,
             }));
         }
-        // A payload too large for the buffer is verified by streaming; only a
-        // checkpoint that is valid is then refused (a torn one must not block the
-        // fallback to an older one).
-        let fits = buf.grow_to(len);
-        let verified = if fits {
-            let got = self
-                .st
-                .read(seq, field::HEADER_LEN as u64, &mut buf.bytes_mut()[..len])
-                .map_err(Error::Storage)?;
-            if got < len {
-                Err(CheckpointError::Truncated {
-                    expected: h.len,
-                    actual: got as u32,
-                })
-            } else {
-                crc.update(&buf.bytes()[..len]);
-                h.check_crc(crc.finalize())
-            }
-        } else {
-            self.verify_streaming(seq, &h, crc, &mut head)?
+        let len = h.len as usize;
+        let mut buf = buf;
+        let fits = match &mut buf {
+            Some(b) => b.grow_to(len),
+            None => false,
         };
-        if let Err(e) = verified {
-            return Ok(Err(e));
+        let refuse = buf.is_some() && !fits;
+        let chunk: &mut [u8] = match buf {
+            // The whole payload in one read, straight into the caller's buffer.
+            Some(b) if fits => &mut b.bytes_mut()[..len],
+            _ => &mut head,
+        };
+        let mut at = start;
+        self.stream(seq, &mut at, end, chunk, Some(&mut crc))?;
+        if at < end {
+            return Err(Error::Checkpoint(CheckpointError::Truncated {
+                expected: h.len,
+                actual: (at - start) as u32,
+            }));
         }
-        if let Err(e) = self.check_trailing(seq, end, extent, &mut head)? {
-            return Ok(Err(e));
+        h.check_crc(crc.finalize()).map_err(Error::Checkpoint)?;
+        // Past the payload's padding, only never-written bytes may follow.
+        let mut at = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN)).min(extent);
+        if !self.stream(seq, &mut at, extent, &mut head, None)? {
+            return Err(Error::Checkpoint(CheckpointError::Trailing(extent - end)));
         }
-        if !fits {
+        if refuse {
             return Err(Error::BufferTooSmall { needed: len as u64 });
         }
-        Ok(Ok(h))
+        Ok(())
     }
 
-    /// Past the payload's padding, only never-written bytes may follow. `chunk`: room
-    /// to read through (the header's, free once it is parsed: no second one on the stack).
-    fn check_trailing(
+    /// Reads bytes `*at..to` of checkpoint `seq` through `chunk` until they end (or the
+    /// segment does), advancing `*at`: each chunk is hashed into `crc` if given, else
+    /// checked to hold only never-written bytes. Returns false when such a check fails.
+    fn stream(
         &mut self,
         seq: u64,
-        end: u64,
-        extent: u64,
-        chunk: &mut [u8; field::HEADER_LEN],
-    ) -> Res<Result<(), CheckpointError>, S> {
-        let padded = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN));
+        at: &mut u64,
+        to: u64,
+        chunk: &mut [u8],
+        mut crc: Option<&mut Crc32c>,
+    ) -> Res<bool, S> {
         let unwritten = self.st.unwritten_byte();
-        let mut clean = true;
-        self.read_chunks(seq, padded.min(extent), extent, chunk, |bytes| {
-            clean = bytes.iter().all(|&b| b == unwritten);
-            clean
-        })?;
-        Ok(if clean {
-            Ok(())
-        } else {
-            Err(CheckpointError::Trailing(extent - end))
-        })
+        while *at < to {
+            let want = chunk.len().min((to - *at) as usize);
+            let got = self
+                .st
+                .read(seq, *at, &mut chunk[..want])
+                .map_err(Error::Storage)?;
+            if got == 0 {
+                break;
+            }
+            *at += got as u64;
+            let bytes = &chunk[..got];
+            match &mut crc {
+                Some(crc) => crc.update(bytes),
+                None if bytes.iter().any(|&b| b != unwritten) => return Ok(false),
+                None => {}
+            }
+        }
+        Ok(true)
     }
 
-    /// Removes the checkpoints newer than the newest one that verifies (torn writes);
-    /// returns how many. Streams payloads, so needs no buffer.
     /// Frees a unit of a full medium: torn leftovers above the newest valid checkpoint,
     /// else the oldest checkpoint if a newer one is valid (never the newest valid one).
     /// A 2-unit A/B partition needs the second: a cut during `retain_newest` leaves
     /// both units holding checkpoints.
     fn make_room(&mut self) -> Res<bool, S> {
-        if self.remove_torn_leftovers()? > 0 {
-            return Ok(true);
-        }
-        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
-            return Ok(false);
-        };
-        for seq in (lo + 1..=hi).rev() {
-            if self.is_valid(seq)? {
-                self.st.remove(lo).map_err(Error::Storage)?;
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Whether checkpoint `seq` exists and verifies (payload streamed, not kept).
-    fn is_valid(&mut self, seq: u64) -> Res<bool, S> {
-        if self.st.len(seq).is_err() {
-            return Ok(false);
-        }
-        let mut none: [u8; 0] = [];
-        match self.load(seq, &mut &mut none[..]) {
-            // With no buffer, a valid non-empty one reports BufferTooSmall.
-            Ok(Ok(_)) | Err(Error::BufferTooSmall { .. }) => Ok(true),
-            Ok(Err(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn remove_torn_leftovers(&mut self) -> Res<u64, S> {
-        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
-            return Ok(0);
-        };
-        let mut removed = 0;
-        for seq in (lo..=hi).rev() {
-            if self.st.len(seq).is_err() {
-                continue;
-            }
-            if self.is_valid(seq)? {
-                break;
-            }
-            self.st.remove(seq).map_err(Error::Storage)?;
-            removed += 1;
-        }
-        Ok(removed)
-    }
-
-    /// Feeds bytes `from..to` of checkpoint `seq` to `f` in chunks read through `chunk`
-    /// until `f` returns false or the segment ends; returns how many bytes were read.
-    fn read_chunks(
-        &mut self,
-        seq: u64,
-        from: u64,
-        to: u64,
-        chunk: &mut [u8; field::HEADER_LEN],
-        mut f: impl FnMut(&[u8]) -> bool,
-    ) -> Res<u64, S> {
-        let mut at = from;
-        while at < to {
-            let want = ((to - at) as usize).min(chunk.len());
-            let got = self
-                .st
-                .read(seq, at, &mut chunk[..want])
-                .map_err(Error::Storage)?;
-            if got == 0 {
-                break;
-            }
-            at += got as u64;
-            if !f(&chunk[..got]) {
-                break;
-            }
-        }
-        Ok(at - from)
-    }
-
-    /// Checks a checkpoint's payload against its header without holding it, reading
-    /// through `chunk`; `crc` has covered the header's prefix.
-    fn verify_streaming(
-        &mut self,
-        seq: u64,
-        h: &CheckpointHeader,
-        mut crc: Crc32c,
-        chunk: &mut [u8; field::HEADER_LEN],
-    ) -> Res<Result<(), CheckpointError>, S> {
-        let start = field::HEADER_LEN as u64;
-        let read = self.read_chunks(seq, start, start + h.len as u64, chunk, |bytes| {
-            crc.update(bytes);
-            true
-        })?;
-        if read < h.len as u64 {
-            return Ok(Err(CheckpointError::Truncated {
-                expected: h.len,
-                actual: read as u32,
-            }));
-        }
-        Ok(h.check_crc(crc.finalize()))
+        Ok(self.walk(None, Walk::MakeRoom, &mut None)? > 0)
     }
 
     /// Keeps the newest `keep` checkpoints that verify (at least one) and removes every
@@ -590,32 +516,96 @@ impl<S: Storage> CheckpointStore<S> {
     /// count toward `keep`. Returns how many were removed; each removal is durable when
     /// it returns. `buf` holds a payload while it is verified.
     pub fn retain_newest<B: Buffer>(&mut self, keep: usize, buf: &mut B) -> Res<u64, S> {
-        let keep = keep.max(1);
+        self.walk(Some(buf), Walk::Retain(keep.max(1)), &mut None)
+    }
+
+    /// Visits the checkpoints newest first, verifying each until `walk` has what it
+    /// keeps. Returns how many were removed. `out` holds the header being verified
+    /// (in the caller's frame, not this one's); after a [`Walk::Latest`] it is the
+    /// newest valid checkpoint, or `None`.
+    fn walk(
+        &mut self,
+        mut buf: Option<&mut dyn Buffer>,
+        walk: Walk,
+        out: &mut Option<StoredCheckpoint>,
+    ) -> Res<u64, S> {
         let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
+            *out = None;
             return Ok(0);
         };
+        let keep = match walk {
+            Walk::Retain(keep) => keep,
+            _ => 1,
+        };
+        let slot = out.insert(StoredCheckpoint {
+            seq: hi,
+            header: CheckpointHeader::default(),
+            skipped: 0,
+        });
         let (mut kept, mut removed) = (0, 0);
-        for seq in (lo..=hi).rev() {
-            if self.st.len(seq).is_err() {
-                continue;
+        loop {
+            let seq = slot.seq;
+            if self.st.len(seq).is_ok() {
+                let valid = kept < keep
+                    && match self.verify(seq, reborrow(&mut buf), &mut slot.header) {
+                        Ok(()) => true,
+                        Err(Error::Checkpoint(_)) => false,
+                        Err(e) => return Err(e),
+                    };
+                if valid {
+                    kept += 1;
+                    match walk {
+                        Walk::Retain(_) => {}
+                        Walk::Latest => return Ok(0),
+                        // Nothing was torn above it: the oldest goes instead, unless
+                        // it is this one.
+                        Walk::MakeRoom => {
+                            if removed == 0 && seq != lo {
+                                self.st.remove(lo).map_err(Error::Storage)?;
+                                removed = 1;
+                            }
+                            return Ok(removed);
+                        }
+                    }
+                } else if kept == 0 && !matches!(walk, Walk::MakeRoom) {
+                    // Newer than every valid checkpoint found so far: leave it, so
+                    // that a store without any valid checkpoint loses nothing.
+                    slot.skipped += 1;
+                } else {
+                    self.st.remove(seq).map_err(Error::Storage)?;
+                    removed += 1;
+                }
             }
-            if kept < keep && self.load(seq, buf)?.is_ok() {
-                kept += 1;
-                continue;
+            if seq == lo {
+                *out = None;
+                return Ok(removed);
             }
-            // Newer than every valid checkpoint found so far: leave it, so that a store
-            // without any valid checkpoint loses nothing.
-            if kept == 0 {
-                continue;
-            }
-            self.st.remove(seq).map_err(Error::Storage)?;
-            removed += 1;
+            slot.seq -= 1;
         }
-        Ok(removed)
     }
 
     /// Gives back the storage.
     pub fn into_inner(self) -> S {
         self.st
     }
+}
+
+/// A shorter-lived copy of an optional buffer reference.
+fn reborrow<'a>(buf: &'a mut Option<&mut dyn Buffer>) -> Option<&'a mut dyn Buffer> {
+    match buf {
+        Some(b) => Some(&mut **b),
+        None => None,
+    }
+}
+
+/// What [`CheckpointStore::walk`] is for.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// Find the newest valid checkpoint; touch nothing.
+    Latest,
+    /// Keep the newest `n` valid ones, remove the rest below the newest valid one.
+    Retain(usize),
+    /// Remove every checkpoint above the newest valid one (torn leftovers); if there
+    /// is none, remove the oldest checkpoint unless it is the newest valid one.
+    MakeRoom,
 }
