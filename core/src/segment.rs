@@ -188,9 +188,8 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
         crc.finalize() == h.crc
     }
 
-    /// Whether a valid frame starts at an aligned offset after `pos`: an entry carrying
-    /// `id` or `id + 1` (the damaged frame was a marker or entry `id`), or a sync marker
-    /// (check [`err`](Self::err)).
+    /// Whether a valid entry frame carrying `id` or `id + 1` starts at an aligned offset
+    /// after `pos` (check [`err`](Self::err)). For ordered media, which carry no markers.
     fn frame_beyond(&mut self, pos: u64, seal: &FrameSeal, id: u64, align: usize) -> bool {
         let form = seal.form();
         let hl = form.head_len();
@@ -200,11 +199,8 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                 at += align as u64;
                 continue;
             };
-            if at + h.frame_len(align) <= self.extent {
-                let ids = match h.kind {
-                    FrameKind::Entry => [id, id.saturating_add(1)],
-                    FrameKind::SyncMarker => [MARKER_ID, MARKER_ID],
-                };
+            if h.kind == FrameKind::Entry && at + h.frame_len(align) <= self.extent {
+                let ids = [id, id.saturating_add(1)];
                 let total = hl + h.len as usize;
                 for frame_id in ids {
                     let ok = if !self.buf.grow_to(total) {
@@ -336,10 +332,13 @@ where
         if pos == limit && sealed {
             return Ok(done(pos, Tail::Clean, id));
         }
+        // Ordered media carry no sync markers (the core writes none there): a marker
+        // is not a frame there, which also folds the marker checks out of their builds.
         let header = w
             .get(pos, hl)
             .and_then(|b| FrameHeader::parse(b, form))
-            .filter(|h| pos + h.frame_len(align) <= limit);
+            .filter(|h| pos + h.frame_len(align) <= limit)
+            .filter(|h| !ordered || h.kind == FrameKind::Entry);
         w.check()?;
         let verified = match header {
             None => None,
@@ -401,8 +400,8 @@ where
                 if clean {
                     return Ok(done(pos, Tail::Clean, id));
                 }
-                // Ordered media carry no sync markers (the core writes none there), and
-                // `frame_beyond` finds any valid frame after the damage, markers included.
+                // Ordered media carry no sync markers (the core writes none there); on
+                // them `frame_beyond` finds any valid entry frame after the damage.
                 let below_watermark = !ordered
                     && w.marker_beyond(pos, Some(hdr.log_id), align, form)
                         .is_some();
@@ -450,7 +449,7 @@ pub(crate) fn read_header<S: Storage>(st: &mut S, seg: u64) -> Res<Option<Segmen
 }
 
 /// [`read_header`] into a slot the caller owns (kept off the reader's frame); returns
-/// whether `out` now holds a valid header (it is left unchanged otherwise).
+/// whether `out` now holds a valid header (its content is unspecified otherwise).
 pub(crate) fn read_header_into<S: Storage>(
     st: &mut S,
     seg: u64,
@@ -461,13 +460,9 @@ pub(crate) fn read_header_into<S: Storage>(
     if n < bytes.len() {
         return Ok(false);
     }
-    match SegmentHeader::parse(&bytes) {
+    match out.parse_into(&bytes) {
         // A header whose padding never landed is a torn creation too.
-        Ok(h) if st.len(seg).map_err(Error::Storage)? < h.data_start() => Ok(false),
-        Ok(h) => {
-            *out = h;
-            Ok(true)
-        }
+        Ok(()) => Ok(st.len(seg).map_err(Error::Storage)? >= out.data_start()),
         Err(crate::frame::HeaderError::Version(v)) => Err(Error::UnsupportedVersion(v)),
         Err(_) => Ok(false),
     }
