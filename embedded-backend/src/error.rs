@@ -18,7 +18,8 @@ pub enum GeometryError {
     EraseTooSmall,
     /// The partition does not start on an erase-unit boundary.
     StartMisaligned,
-    /// The partition runs past the flash's capacity or past the 32-bit address space.
+    /// The partition runs past the flash's capacity or past the 32-bit address space,
+    /// or its erase unit is `u32::MAX - 1` bytes or larger.
     OutOfRange,
     /// The partition has no unit, more than the map's capacity `N`, or more than
     /// 65,535 (unit indices are `u16`, which keeps errors small).

@@ -15,10 +15,14 @@
 //!
 //! [`FlashStorage::new`] reads the header of every unit, **one read of
 //! `align_up(64, READ_SIZE)` bytes per unit and nothing else**, and builds the segment →
-//! unit map in RAM (`[Option<_>; N]`, no allocator). After mount, appends cost no
+//! unit map in RAM (12 bytes a unit, no allocator). After mount, appends cost no
 //! reads: only the program itself. A unit whose header does not parse (never written,
 //! erased, half-erased, or a header torn by a power cut during its program) is free,
 //! and it is always erased again before it is reused.
+//!
+//! [`FlashStorage::new_in`] mounts straight into a caller's `Option` (a field, a
+//! `static` cell): firmware that keeps the storage in place that way does not carry
+//! by-value copies of the map (12 bytes a unit) on its stack during the mount.
 //!
 //! Two units claiming the same segment number cannot be produced by this backend, even
 //! across power cuts (`create` of a mapped segment reuses its unit; a free unit holds no
@@ -42,7 +46,9 @@
 //! 32 and the word must divide `ERASE_SIZE`, which must hold at least a segment header
 //! and one empty frame. [`FlashStorage::new`] checks this at
 //! compile time (post-monomorphization `const` assertion); [`FlashStorage::try_new`]
-//! returns [`FlashError::BadGeometry`] instead.
+//! returns [`FlashError::BadGeometry`] instead. The partition must end within the
+//! 32-bit address space, and an erase unit be smaller than `u32::MAX - 1` bytes (the
+//! map keeps a write end and two markers in a `u32`).
 //!
 //! The segment limit announced to the core
 //! ([`max_segment_len`](durability_core::Storage::max_segment_len)) and the readable
@@ -145,14 +151,17 @@ const _: () = assert!(
         <= frame::SHORT_MAX_ENTRY_LEN as usize
 );
 
-/// One mapped unit.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    segment: u64,
-    /// Offset of the next write; `None` when it is not known (mounted, or after a
-    /// failed program): writes to it are refused. (`Option<u32>` also gives
-    /// `Option<Slot>` a niche: 16 bytes a slot.)
-    end: Option<u32>,
+/// A unit's state of a unit holding no segment: zero, so an empty map is zero-filled
+/// in place.
+const FREE: u32 = 0;
+/// A unit's state of a segment whose write end is not known (found at mount, or after
+/// a failed program): writes to it are refused.
+const END_UNKNOWN: u32 = 1;
+
+/// A unit's state of a segment whose next write goes to `end`: `!end`, which is at least
+/// 2 because the partition check keeps `ERASE_SIZE` (and so `end`) below `u32::MAX - 1`.
+const fn end_state(end: u32) -> u32 {
+    !end
 }
 
 /// A [`Storage`] over a NOR-flash partition, one segment per erase unit, for at most
@@ -165,7 +174,7 @@ struct Slot {
 /// [`resume_in_place`](Storage::resume_in_place) is `false` (a word reading `0xFF` may be
 /// half-programmed, so the core starts a new segment after a reopen).
 ///
-/// RAM: `N` slots of 16 bytes, plus the driver. Every write must start at the segment's
+/// RAM: `N` slots of 12 bytes, plus the driver. Every write must start at the segment's
 /// write end as tracked in RAM (the core's contract); writes to a segment found at
 /// mount are refused ([`FlashError::NotAtEnd`]), so no word is ever programmed twice
 /// by this backend even if its caller errs.
@@ -173,10 +182,16 @@ struct Slot {
 pub struct FlashStorage<F, const N: usize> {
     flash: F,
     start: u32,
-    units: usize,
-    map: [Option<Slot>; N],
+    /// Units in the partition, at most `N` and `u16::MAX`.
+    units: u16,
     /// Unit most recently handed out; the next `create` searches after it.
-    cursor: usize,
+    cursor: u16,
+    /// Per unit: [`FREE`], [`END_UNKNOWN`] or [`end_state`] of the next write's offset.
+    /// Two plain arrays, not an array of structs: they are zero-filled in place, and
+    /// 12 bytes a unit without padding.
+    state: [u32; N],
+    /// Per unit: the segment it holds (0 when free).
+    segment: [u64; N],
 }
 
 type Res<T, F> = Result<T, FlashError<<F as embedded_storage::nor_flash::ErrorType>::Error>>;
@@ -207,17 +222,45 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         Self::try_new(flash, start, units)
     }
 
+    /// Like [`new`](Self::new), but mounts straight into `slot` (a field, a `static`
+    /// cell's content, a caller's local) instead of returning the storage by value.
+    ///
+    /// Same checks, reads and errors as `new`. What `slot` held is dropped first; on
+    /// an error it is left `None` (and `flash` is dropped, as by `new`). The point is
+    /// stack: a by-value return keeps the storage (12 bytes a unit) in the callee's
+    /// frame and again in the caller's result before it reaches its place; here it is
+    /// built where it stays.
+    pub fn new_in(slot: &mut Option<Self>, flash: F, start: u32, units: usize) -> Res<(), F> {
+        const {
+            assert!(
+                Self::GEOMETRY.is_ok(),
+                "NorFlash geometry unusable: READ_SIZE and WRITE_SIZE must be powers of two up to 32, \
+                 dividing an ERASE_SIZE that holds a header and a frame"
+            )
+        };
+        *slot = None;
+        Self::check_partition(&flash, start, units)?;
+        let s = slot.insert(FlashStorage {
+            flash,
+            start,
+            units: units as u16,
+            cursor: (units - 1) as u16,
+            state: [FREE; N],
+            segment: [0; N],
+        });
+        let r = s.mount();
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    }
+
     /// Like [`new`](Self::new), with the geometry checked at run time:
     /// [`FlashError::BadGeometry`] if it is unusable.
     pub fn try_new(flash: F, start: u32, units: usize) -> Res<Self, F> {
-        // Mounted in the returned value itself: no storage-sized copy on the stack.
-        let mut r = Self::unmounted(flash, start, units);
-        if let Ok(s) = &mut r {
-            if let Err(e) = s.mount() {
-                r = Err(e);
-            }
-        }
-        r
+        let mut s = Self::unmounted(flash, start, units)?;
+        s.mount()?;
+        Ok(s)
     }
 
     /// Erases every unit of the partition and returns it mounted and empty.
@@ -235,7 +278,20 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         Ok(s)
     }
 
+    /// The storage with an empty map (nothing read), after the partition checks.
     fn unmounted(flash: F, start: u32, units: usize) -> Res<Self, F> {
+        Self::check_partition(&flash, start, units)?;
+        Ok(FlashStorage {
+            flash,
+            start,
+            units: units as u16,
+            cursor: (units - 1) as u16,
+            state: [FREE; N],
+            segment: [0; N],
+        })
+    }
+
+    fn check_partition(flash: &F, start: u32, units: usize) -> Res<(), F> {
         Self::GEOMETRY?;
         if units == 0 || units > N || units > u16::MAX as usize {
             return Err(GeometryError::UnitCount.into());
@@ -247,28 +303,33 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
             .checked_mul(F::ERASE_SIZE as u64)
             .and_then(|len| len.checked_add(start as u64))
             .ok_or(GeometryError::OutOfRange)?;
-        // `to` of an erase of the last unit must be a valid u32 address.
-        if end > flash.capacity() as u64 || end > u32::MAX as u64 {
+        // `to` of an erase of the last unit must be a valid u32 address, and a write
+        // end (at most `ERASE_SIZE`) must stay below the map's markers.
+        if end > flash.capacity() as u64
+            || end > u32::MAX as u64
+            || F::ERASE_SIZE >= u32::MAX as usize - 1
+        {
             return Err(GeometryError::OutOfRange.into());
         }
-        Ok(FlashStorage {
-            flash,
-            start,
-            units,
-            map: [None; N],
-            cursor: units - 1,
-        })
+        Ok(())
     }
 
+    /// Maps every unit whose header names a segment; the cursor goes to the unit of
+    /// the highest segment number.
     fn mount(&mut self) -> Res<(), F> {
-        let read_len = align_up(IDENTIFY_LEN, F::READ_SIZE);
-        let mut newest: Option<(u64, usize)> = None;
-        for unit in 0..self.units {
-            let mut raw = [0u8; HEADER_READ_MAX];
+        let mut raw = [0u8; HEADER_READ_MAX];
+        for unit in 0..self.units() {
+            let addr = self.unit_addr(unit);
             self.flash
-                .read(self.unit_addr(unit), &mut raw[..read_len])
+                // `IDENTIFY_LEN` in whole reads: at most `HEADER_READ_MAX`, since
+                // `READ_SIZE <= MAX_WORD` (the slicing cannot fail).
+                .read(
+                    addr,
+                    raw.get_mut(..align_up(IDENTIFY_LEN, F::READ_SIZE))
+                        .unwrap_or_default(),
+                )
                 .map_err(FlashError::Flash)?;
-            match identify_segment(&raw[..IDENTIFY_LEN]) {
+            match identify_segment(raw.get(..IDENTIFY_LEN).unwrap_or_default()) {
                 SegmentIdentity::Segment(segment) => {
                     if let Some(first_unit) = self.unit_of(segment) {
                         // Both below `units`, which is at most `u16::MAX`.
@@ -278,9 +339,14 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                             second_unit: unit as u16,
                         });
                     }
-                    self.map[unit] = Some(Slot { segment, end: None });
-                    if newest.is_none_or(|(seg, _)| segment > seg) {
-                        newest = Some((segment, unit));
+                    self.map_unit(unit, segment, END_UNKNOWN);
+                    // The cursor goes to the newest segment so far: it still points at
+                    // the (free, or just mapped) last unit until a segment is found.
+                    let c = self.cursor as usize;
+                    if self.state.get(c) == Some(&FREE)
+                        || self.segment.get(c).is_some_and(|&s| segment > s)
+                    {
+                        self.cursor = unit as u16;
                     }
                 }
                 SegmentIdentity::UnsupportedVersion(version) => {
@@ -291,9 +357,6 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                 }
                 SegmentIdentity::Unknown => {}
             }
-        }
-        if let Some((_, unit)) = newest {
-            self.cursor = unit;
         }
         Ok(())
     }
@@ -309,22 +372,31 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
 
     /// Number of erase units in the partition.
     pub fn units(&self) -> usize {
-        self.units
+        self.units as usize
+    }
+
+    /// The partition's slots (no panic path: `units <= N`).
+    fn slots(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.state
+            .iter()
+            .copied()
+            .zip(self.segment.iter().copied())
+            .take(self.units())
     }
 
     /// Number of units holding no segment.
     pub fn free_units(&self) -> usize {
-        self.map[..self.units]
+        self.state
             .iter()
-            .filter(|s| s.is_none())
+            .take(self.units())
+            .filter(|&&s| s == FREE)
             .count()
     }
 
     /// The unit index holding `segment`, if any.
     pub fn unit_of(&self, segment: u64) -> Option<usize> {
-        self.map[..self.units]
-            .iter()
-            .position(|s| s.is_some_and(|s| s.segment == segment))
+        self.slots()
+            .position(|(state, seg)| state != FREE && seg == segment)
     }
 
     /// Flash address of the first byte of unit `unit` (`unit < units()`).
@@ -353,33 +425,64 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         self.unit_of(segment).ok_or(FlashError::NotFound)
     }
 
+    /// The first free unit after the cursor, in ring order (the cursor's own unit last).
+    fn next_free(&self) -> Option<usize> {
+        let units = self.units();
+        let mut unit = self.cursor as usize;
+        for _ in 0..units {
+            unit += 1;
+            if unit >= units {
+                unit = 0;
+            }
+            if self.state.get(unit) == Some(&FREE) {
+                return Some(unit);
+            }
+        }
+        None
+    }
+
+    /// Sets the state of unit `unit` (`unit < units()`).
+    fn set_state(&mut self, unit: usize, state: u32) {
+        if let Some(s) = self.state.get_mut(unit) {
+            *s = state;
+        }
+    }
+
+    /// Maps unit `unit` (`unit < units()`) to `segment`.
+    fn map_unit(&mut self, unit: usize, segment: u64, state: u32) {
+        self.set_state(unit, state);
+        if let Some(s) = self.segment.get_mut(unit) {
+            *s = segment;
+        }
+    }
+
     /// Reads `buf.len()` bytes at `off` inside `unit`, reading whole `READ_SIZE` words:
     /// the aligned middle straight into `buf`, unaligned ends through a stack word.
-    fn read_in_unit(&mut self, unit: usize, mut off: usize, buf: &mut [u8]) -> Res<(), F> {
+    fn read_in_unit(&mut self, unit: usize, off: usize, buf: &mut [u8]) -> Res<(), F> {
         let rs = F::READ_SIZE;
-        let base = self.unit_addr(unit);
-        let mut done = 0;
-        while done < buf.len() {
-            let rem = buf.len() - done;
-            let n = if off.is_multiple_of(rs) && rem >= rs {
-                let n = rem - rem % rs;
-                self.flash
-                    .read(base + off as u32, &mut buf[done..done + n])
-                    .map_err(FlashError::Flash)?;
-                n
+        // Units start on a multiple of `ERASE_SIZE`, itself a multiple of `READ_SIZE`.
+        let mut addr = self.unit_addr(unit) + off as u32;
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let skip = addr as usize % rs;
+            let (now, after) = if skip == 0 && rest.len() >= rs {
+                let n = rest.len() / rs * rs;
+                let (now, after) = core::mem::take(&mut rest).split_at_mut(n);
+                self.flash.read(addr, now).map_err(FlashError::Flash)?;
+                (now, after)
             } else {
-                let word_start = off - off % rs;
-                let skip = off - word_start;
                 let mut word = [0u8; MAX_WORD];
+                let word = &mut word[..rs];
                 self.flash
-                    .read(base + word_start as u32, &mut word[..rs])
+                    .read(addr - skip as u32, word)
                     .map_err(FlashError::Flash)?;
-                let n = (rs - skip).min(rem);
-                buf[done..done + n].copy_from_slice(&word[skip..skip + n]);
-                n
+                let n = (rs - skip).min(rest.len());
+                let (now, after) = core::mem::take(&mut rest).split_at_mut(n);
+                now.copy_from_slice(&word[skip..skip + n]);
+                (now, after)
             };
-            done += n;
-            off += n;
+            addr += now.len() as u32;
+            rest = after;
         }
         Ok(())
     }
@@ -430,10 +533,9 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// Durability: the RAM map, which is exactly what a mount would find except after a
     /// power cut during `create`/`remove` (see those).
     fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), Self::Error> {
-        self.map[..self.units]
-            .iter()
-            .flatten()
-            .for_each(|s| visit(s.segment));
+        self.slots()
+            .filter(|&(state, _)| state != FREE)
+            .for_each(|(_, segment)| visit(segment));
         Ok(())
     }
 
@@ -452,20 +554,14 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     fn create(&mut self, segment: u64) -> Result<(), Self::Error> {
         let unit = match self.unit_of(segment) {
             Some(unit) => {
-                self.map[unit] = None;
+                self.set_state(unit, FREE);
                 unit
             }
-            None => (1..=self.units)
-                .map(|k| (self.cursor + k) % self.units)
-                .find(|&u| self.map[u].is_none())
-                .ok_or(FlashError::NoSpace)?,
+            None => self.next_free().ok_or(FlashError::NoSpace)?,
         };
         self.erase_unit(unit)?;
-        self.map[unit] = Some(Slot {
-            segment,
-            end: Some(0),
-        });
-        self.cursor = unit;
+        self.map_unit(unit, segment, end_state(0));
+        self.cursor = unit as u16;
         Ok(())
     }
 
@@ -478,12 +574,13 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// through a stack word). Returns fewer bytes only at the end of the unit.
     fn read(&mut self, segment: u64, offset: u64, buf: &mut [u8]) -> Result<usize, Self::Error> {
         let unit = self.mapped(segment)?;
-        let extent = F::ERASE_SIZE as u64;
-        if offset >= extent {
+        if offset >= F::ERASE_SIZE as u64 {
             return Ok(0);
         }
-        let n = (buf.len() as u64).min(extent - offset) as usize;
-        self.read_in_unit(unit, offset as usize, &mut buf[..n])?;
+        // Below `ERASE_SIZE`: exact as a usize.
+        let offset = offset as usize;
+        let n = buf.len().min(F::ERASE_SIZE - offset);
+        self.read_in_unit(unit, offset, &mut buf[..n])?;
         Ok(n)
     }
 
@@ -504,21 +601,21 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
             .checked_add(data.len() as u64)
             .filter(|&e| e <= F::ERASE_SIZE as u64)
             .ok_or(FlashError::OutOfBounds)?;
-        let Some(slot) = self.map.get_mut(unit).and_then(Option::as_mut) else {
+        let Some(state) = self.state.get_mut(unit) else {
             return Err(FlashError::NotFound);
         };
-        if slot.end.is_none_or(|e| offset != e as u64) {
+        // `offset <= ERASE_SIZE < u32::MAX - 1`: exact as a u32, and an unknown end
+        // never matches.
+        if *state != end_state(offset as u32) {
             return Err(FlashError::NotAtEnd);
         }
         if data.is_empty() {
             return Ok(());
         }
-        slot.end = None;
+        *state = END_UNKNOWN;
         let addr = self.unit_addr(unit) + offset as u32;
         self.flash.write(addr, data).map_err(FlashError::Flash)?;
-        if let Some(Some(slot)) = self.map.get_mut(unit) {
-            slot.end = Some(end as u32);
-        }
+        self.set_state(unit, end_state(end as u32));
         Ok(())
     }
 
@@ -542,7 +639,7 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// The unit is unmapped even if the erase fails.
     fn remove(&mut self, segment: u64) -> Result<(), Self::Error> {
         let unit = self.mapped(segment)?;
-        self.map[unit] = None;
+        self.set_state(unit, FREE);
         self.erase_unit(unit)
     }
 }
