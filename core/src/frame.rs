@@ -278,6 +278,13 @@ impl SegmentHeader {
 
     /// Parses and validates a header.
     pub fn parse(bytes: &[u8]) -> Result<Self, HeaderError> {
+        let mut h = crate::segment::NO_HEADER;
+        h.parse_into(bytes).map(|()| h)
+    }
+
+    /// [`parse`](Self::parse) into `self` (no header-sized temporary on the caller's
+    /// stack); `self` is unchanged on error.
+    pub fn parse_into(&mut self, bytes: &[u8]) -> Result<(), HeaderError> {
         let b = bytes.get(..header::LEN).ok_or(HeaderError::Short)?;
         if b[header::MAGIC] != MAGIC {
             return Err(HeaderError::Invalid);
@@ -302,15 +309,14 @@ impl SegmentHeader {
         {
             return Err(HeaderError::Invalid);
         }
-        Ok(SegmentHeader {
-            kind,
-            align_log2,
-            log_id: le_u64(&b[header::LOG_ID]),
-            segment: le_u64(&b[header::SEGMENT]),
-            first_id: le_u64(&b[header::FIRST_ID]),
-            prev_end: le_u64(&b[header::PREV_END]),
-            form,
-        })
+        self.kind = kind;
+        self.align_log2 = align_log2;
+        self.log_id = le_u64(&b[header::LOG_ID]);
+        self.segment = le_u64(&b[header::SEGMENT]);
+        self.first_id = le_u64(&b[header::FIRST_ID]);
+        self.prev_end = le_u64(&b[header::PREV_END]);
+        self.form = form;
+        Ok(())
     }
 }
 

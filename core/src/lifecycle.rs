@@ -82,7 +82,7 @@ where
 }
 
 /// What a recovery found and did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RecoveryReport {
     /// The checkpoint the state started from, if any.
@@ -94,6 +94,21 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    /// Nothing recovered yet.
+    const EMPTY: RecoveryReport = RecoveryReport {
+        checkpoint: None,
+        replay: ReplayReport {
+            segments: 0,
+            entries: 0,
+            payload_bytes: 0,
+            first_id: None,
+            next_id: 0,
+            torn_at: None,
+            dropped_oldest: false,
+        },
+        next_id: 0,
+    };
+
     /// The settings for the writer that continues after this recovery: ids continue at
     /// [`next_id`](Self::next_id) (for a log that has no segment left) and segments the
     /// checkpoint covers are not read again ([`WalConfig::covered_through`]: on flash an
@@ -120,7 +135,7 @@ pub fn recover<W, C, B, T, I, A>(
     buf: &mut B,
     mode: ReadMode,
     init: I,
-    mut apply: A,
+    apply: A,
 ) -> Res<(T, RecoveryReport), W>
 where
     W: Storage,
@@ -129,28 +144,45 @@ where
     I: FnOnce(Option<(&CheckpointHeader, &[u8])>) -> Res<T, W>,
     A: FnMut(&mut T, u64, &[u8]) -> Res<(), W>,
 {
-    let mut checkpoint = None;
-    checkpoints.latest_into(buf, &mut checkpoint)?;
-    let (mut state, from) = match &checkpoint {
+    let mut report = RecoveryReport::EMPTY;
+    let state = recover_into(wal, checkpoints, buf, mode, &mut report, init, apply)?;
+    Ok((state, report))
+}
+
+/// [`recover`] filling the caller's `report` in place (its previous content is
+/// replaced): no report-sized temporaries on the stack, for firmware. `report` is only
+/// meaningful when this returns `Ok`.
+pub fn recover_into<W, C, B, T, I, A>(
+    wal: W,
+    checkpoints: &mut CheckpointStore<C>,
+    buf: &mut B,
+    mode: ReadMode,
+    report: &mut RecoveryReport,
+    init: I,
+    mut apply: A,
+) -> Res<T, W>
+where
+    W: Storage,
+    C: Storage<Error = W::Error>,
+    B: Buffer,
+    I: FnOnce(Option<(&CheckpointHeader, &[u8])>) -> Res<T, W>,
+    A: FnMut(&mut T, u64, &[u8]) -> Res<(), W>,
+{
+    *report = RecoveryReport::EMPTY;
+    checkpoints.latest_into(buf, &mut report.checkpoint)?;
+    let (mut state, from, log_id) = match &report.checkpoint {
         Some(c) => (
             init(Some((&c.header, &buf.bytes()[..c.header.len as usize])))?,
             c.header.last_id + 1,
+            Some(c.header.log_id),
         ),
-        None => (init(None)?, 1),
+        None => (init(None)?, 1, None),
     };
-    let log_id = checkpoint.map(|c| c.header.log_id);
-    let mut replay = ReplayReport::default();
-    let next_id = replay_suffix_into(wal, buf, mode, from, log_id, &mut replay, |id, p| {
-        apply(&mut state, id, p)
-    })?;
-    Ok((
-        state,
-        RecoveryReport {
-            checkpoint,
-            replay,
-            next_id,
-        },
-    ))
+    report.next_id =
+        replay_suffix_into(wal, buf, mode, from, log_id, &mut report.replay, |id, p| {
+            apply(&mut state, id, p)
+        })?;
+    Ok(state)
 }
 
 /// Replays the WAL entries with ids `>= from` (the suffix after a checkpoint whose

@@ -72,20 +72,28 @@ pub(crate) struct SegmentEnd {
 /// error in [`err`](Self::err): a `Result` of the error's size returned through every
 /// level was most of the scan's stack frame on 32-bit targets. After an error no
 /// further storage call is made; callers check `err` before they act on a value.
+///
+/// Offsets inside the segment are `usize`: on 32-bit targets `u64` positions cost two
+/// registers each in every loop here. A segment larger than the address space is
+/// refused when the window opens (see [`Window::new`]).
 struct Window<'a, S: Storage, B: Buffer> {
     st: &'a mut S,
     buf: &'a mut B,
     seg: u64,
-    extent: u64,
-    off: u64,
+    extent: usize,
+    off: usize,
     len: usize,
     /// The first storage or buffer error of a read, if any.
     err: Option<Error<<S as crate::storage::ErrorType>::Error>>,
 }
 
 impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
+    /// A window over segment `seg`; `InvalidConfig` if the segment is larger than this
+    /// target can address (only possible for files on 32-bit targets: 4 GiB).
     fn new(st: &'a mut S, buf: &'a mut B, seg: u64) -> Res<Self, S> {
         let extent = st.len(seg).map_err(Error::Storage)?;
+        let extent = usize::try_from(extent)
+            .map_err(|_| Error::InvalidConfig("segment larger than this target's address space"))?;
         Ok(Window {
             st,
             buf,
@@ -120,24 +128,20 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// Bytes `pos..pos + n`, or `None` if they run past the extent or the read failed
     /// (then [`err`](Self::err) says why: `BufferTooSmall` if the buffer cannot hold
     /// `n` bytes).
-    fn get(&mut self, pos: u64, n: usize) -> Option<&[u8]> {
-        if self.err.is_some()
-            || pos
-                .checked_add(n as u64)
-                .is_none_or(|end| end > self.extent)
-        {
+    fn get(&mut self, pos: usize, n: usize) -> Option<&[u8]> {
+        if self.err.is_some() || pos.checked_add(n).is_none_or(|end| end > self.extent) {
             return None;
         }
-        let cached = pos >= self.off && pos + n as u64 <= self.off + self.len as u64;
+        let cached = pos >= self.off && pos + n <= self.off + self.len;
         if !cached {
             if !self.buf.grow_to(n) {
                 self.err = Some(Error::BufferTooSmall { needed: n as u64 });
                 return None;
             }
-            let want = (self.buf.bytes().len() as u64).min(self.extent - pos) as usize;
+            let want = self.buf.bytes().len().min(self.extent - pos);
             match self
                 .st
-                .read(self.seg, pos, &mut self.buf.bytes_mut()[..want])
+                .read(self.seg, pos as u64, &mut self.buf.bytes_mut()[..want])
             {
                 Ok(got) => {
                     self.off = pos;
@@ -154,16 +158,16 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                 }
             }
         }
-        let start = (pos - self.off) as usize;
+        let start = pos - self.off;
         Some(&self.buf.bytes()[start..start + n])
     }
 
     /// Whether every byte in `pos..extent` is `value` (check [`err`](Self::err)).
-    fn rest_is(&mut self, mut pos: u64, value: u8) -> bool {
+    fn rest_is(&mut self, mut pos: usize, value: u8) -> bool {
         while pos < self.extent {
-            let n = (self.extent - pos).min(self.buf.bytes().len().max(1) as u64) as usize;
+            let n = (self.extent - pos).min(self.buf.bytes().len().max(1));
             match self.get(pos, n) {
-                Some(bytes) if bytes.iter().all(|&b| b == value) => pos += n as u64,
+                Some(bytes) if bytes.iter().all(|&b| b == value) => pos += n,
                 Some(_) => return false,
                 None => return true,
             }
@@ -173,38 +177,34 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
 
     /// Verifies a frame too large for the buffer by streaming its payload through the
     /// CRC (check [`err`](Self::err)).
-    fn verify_streaming(&mut self, pos: u64, h: &FrameHeader, seal: &FrameSeal, id: u64) -> bool {
+    fn verify_streaming(&mut self, pos: usize, h: &FrameHeader, seal: &FrameSeal, id: u64) -> bool {
         let mut crc = seal.begin(id, h.word());
-        let mut at = pos + h.head_len() as u64;
-        let end = at + h.len as u64;
+        let mut at = pos + h.head_len();
+        let end = at + h.len as usize;
         while at < end {
-            let n = (end - at).min(self.buf.bytes().len() as u64) as usize;
+            let n = (end - at).min(self.buf.bytes().len());
             match self.get(at, n) {
                 Some(bytes) => crc.update(bytes),
                 None => return false,
             }
-            at += n as u64;
+            at += n;
         }
         crc.finalize() == h.crc
     }
 
-    /// Whether a valid frame starts at an aligned offset after `pos`: an entry carrying
-    /// `id` or `id + 1` (the damaged frame was a marker or entry `id`), or a sync marker
-    /// (check [`err`](Self::err)).
-    fn frame_beyond(&mut self, pos: u64, seal: &FrameSeal, id: u64, align: usize) -> bool {
+    /// Whether a valid entry frame carrying `id` or `id + 1` starts at an aligned offset
+    /// after `pos` (check [`err`](Self::err)). For ordered media, which carry no markers.
+    fn frame_beyond(&mut self, pos: usize, seal: &FrameSeal, id: u64, align: usize) -> bool {
         let form = seal.form();
         let hl = form.head_len();
-        let mut at = pos + align as u64;
-        while at + hl as u64 <= self.extent && !self.failed() {
+        let mut at = pos + align;
+        while at + hl <= self.extent && !self.failed() {
             let Some(h) = self.get(at, hl).and_then(|b| FrameHeader::parse(b, form)) else {
-                at += align as u64;
+                at += align;
                 continue;
             };
-            if at + h.frame_len(align) <= self.extent {
-                let ids = match h.kind {
-                    FrameKind::Entry => [id, id.saturating_add(1)],
-                    FrameKind::SyncMarker => [MARKER_ID, MARKER_ID],
-                };
+            if h.kind == FrameKind::Entry && at as u64 + h.frame_len(align) <= self.extent as u64 {
+                let ids = [id, id.saturating_add(1)];
                 let total = hl + h.len as usize;
                 for frame_id in ids {
                     let ok = if !self.buf.grow_to(total) {
@@ -218,7 +218,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                     }
                 }
             }
-            at += align as u64;
+            at += align;
         }
         false
     }
@@ -229,23 +229,23 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// header is unreadable.
     fn marker_beyond(
         &mut self,
-        pos: u64,
+        pos: usize,
         log_id: Option<u64>,
         align: usize,
         form: FrameForm,
-    ) -> Option<u64> {
+    ) -> Option<usize> {
         let marker_len = form.head_len() + crate::frame::marker::LEN;
         let seg = self.seg;
-        let mut at = pos + align as u64;
-        while at + marker_len as u64 <= self.extent && !self.failed() {
+        let mut at = pos + align;
+        while at + marker_len <= self.extent && !self.failed() {
             if let Some(bytes) = self.get(at, marker_len) {
                 if let Some(m) = parse_marker(bytes, log_id, seg, form) {
-                    if m.watermark > pos {
+                    if m.watermark > pos as u64 {
                         return Some(at);
                     }
                 }
             }
-            at += align as u64;
+            at += align;
         }
         None
     }
@@ -322,24 +322,33 @@ where
     let hl = form.head_len();
     let align = hdr.align();
     let mut w = Window::new(st, buf, hdr.segment)?;
+    let data_start = hdr.data_start() as usize;
     let limit = match sealed {
-        true if seal_end > w.extent || seal_end < hdr.data_start() => {
+        true if seal_end > w.extent as u64 || seal_end < data_start as u64 => {
             return Err(Error::corrupt(w.seg, seal_end, Corruption::SealMismatch))
         }
-        true => seal_end,
+        true => seal_end as usize,
         false => w.extent,
     };
-    let mut pos = hdr.data_start();
+    let mut pos = data_start;
     let mut id = hdr.first_id;
-    let done = |end: u64, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
+    let done = |end: usize, tail: Tail, next_id: u64| SegmentEnd {
+        end: end as u64,
+        tail,
+        next_id,
+    };
+    let corrupt = |seg: u64, pos: usize, why: Corruption| Error::corrupt(seg, pos as u64, why);
     loop {
         if pos == limit && sealed {
             return Ok(done(pos, Tail::Clean, id));
         }
+        // Ordered media carry no sync markers (the core writes none there): a marker
+        // is not a frame there, which also folds the marker checks out of their builds.
         let header = w
             .get(pos, hl)
             .and_then(|b| FrameHeader::parse(b, form))
-            .filter(|h| pos + h.frame_len(align) <= limit);
+            .filter(|h| (pos as u64) + h.frame_len(align) <= limit as u64)
+            .filter(|h| !ordered || h.kind == FrameKind::Entry);
         w.check()?;
         let verified = match header {
             None => None,
@@ -368,10 +377,12 @@ where
                             .first_chunk()
                             .map(SyncMarker::parse)
                             .is_some_and(|m| {
-                                m.watermark <= pos && m.next_id == id && m.log_id == hdr.log_id
+                                m.watermark <= pos as u64
+                                    && m.next_id == id
+                                    && m.log_id == hdr.log_id
                             });
                         if !sound {
-                            return Err(Error::corrupt(w.seg, pos, Corruption::BadSyncMarker));
+                            return Err(corrupt(w.seg, pos, Corruption::BadSyncMarker));
                         }
                     }
                     ok
@@ -380,54 +391,43 @@ where
                     false
                 };
                 if ok && entry {
-                    id = next_entry_id(id, w.seg, pos)?;
+                    id = next_entry_id(id, w.seg, pos as u64)?;
                 }
                 ok.then_some(h)
             }
         };
         match verified {
-            Some(h) => pos += h.frame_len(align),
+            // Fits below `limit` (checked above), so in `usize`.
+            Some(h) => pos += h.frame_len(align) as usize,
             None => {
                 // The first undecodable frame: decide what it is.
                 if sealed {
-                    return Err(Error::corrupt(
-                        w.seg,
-                        pos,
-                        Corruption::BadFrameInSealedSegment,
-                    ));
+                    return Err(corrupt(w.seg, pos, Corruption::BadFrameInSealedSegment));
                 }
                 let clean = w.rest_is(pos, unwritten);
                 w.check()?;
                 if clean {
                     return Ok(done(pos, Tail::Clean, id));
                 }
-                // Ordered media carry no sync markers (the core writes none there), and
-                // `frame_beyond` finds any valid frame after the damage, markers included.
+                // Ordered media carry no sync markers (the core writes none there); on
+                // them `frame_beyond` finds any valid entry frame after the damage.
                 let below_watermark = !ordered
                     && w.marker_beyond(pos, Some(hdr.log_id), align, form)
                         .is_some();
                 w.check()?;
                 if below_watermark {
-                    return Err(Error::corrupt(
-                        w.seg,
-                        pos,
-                        Corruption::BadFrameBelowWatermark,
-                    ));
+                    return Err(corrupt(w.seg, pos, Corruption::BadFrameBelowWatermark));
                 }
                 let before_valid = ordered && w.frame_beyond(pos, &seal, id, align);
                 w.check()?;
                 if before_valid {
-                    return Err(Error::corrupt(
-                        w.seg,
-                        pos,
-                        Corruption::BadFrameBeforeValidFrame,
-                    ));
+                    return Err(corrupt(w.seg, pos, Corruption::BadFrameBeforeValidFrame));
                 }
                 return Ok(done(pos, Tail::Torn, id));
             }
         }
         if sealed && pos > limit {
-            return Err(Error::corrupt(w.seg, pos, Corruption::SealMismatch));
+            return Err(corrupt(w.seg, pos, Corruption::SealMismatch));
         }
     }
 }
@@ -450,7 +450,7 @@ pub(crate) fn read_header<S: Storage>(st: &mut S, seg: u64) -> Res<Option<Segmen
 }
 
 /// [`read_header`] into a slot the caller owns (kept off the reader's frame); returns
-/// whether `out` now holds a valid header (it is left unchanged otherwise).
+/// whether `out` now holds a valid header (its content is unspecified otherwise).
 pub(crate) fn read_header_into<S: Storage>(
     st: &mut S,
     seg: u64,
@@ -461,13 +461,9 @@ pub(crate) fn read_header_into<S: Storage>(
     if n < bytes.len() {
         return Ok(false);
     }
-    match SegmentHeader::parse(&bytes) {
+    match out.parse_into(&bytes) {
         // A header whose padding never landed is a torn creation too.
-        Ok(h) if st.len(seg).map_err(Error::Storage)? < h.data_start() => Ok(false),
-        Ok(h) => {
-            *out = h;
-            Ok(true)
-        }
+        Ok(()) => Ok(st.len(seg).map_err(Error::Storage)? >= out.data_start()),
         Err(crate::frame::HeaderError::Version(v)) => Err(Error::UnsupportedVersion(v)),
         Err(_) => Ok(false),
     }

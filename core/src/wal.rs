@@ -88,7 +88,7 @@ pub struct ReplayReport {
     /// Where the best-effort prefix was cut, if the final segment ends in a torn write
     /// or its header is torn.
     pub torn_at: Option<Location>,
-    /// Ring logs only ([`WalReader::set_overwrite_oldest`]): the oldest segment was
+    /// Ring logs only (`WalReader::set_overwrite_oldest`, feature `ring`): the oldest segment was
     /// damaged — the overwrite of a full ring was cut — and its entries were dropped;
     /// the log starts at [`first_id`](Self::first_id).
     pub dropped_oldest: bool,
@@ -140,7 +140,19 @@ where
         covered,
         ring,
     } = rules;
-    scan_log_dyn(st, buf, from_id, covered, ring, report, last, &mut on_entry)
+    // The successor's header slot, kept here rather than in the scan's own frame.
+    let mut succ = NO_HEADER;
+    scan_log_dyn(
+        st,
+        buf,
+        from_id,
+        covered,
+        ring,
+        report,
+        last,
+        &mut succ,
+        &mut on_entry,
+    )
 }
 
 /// The body of [`scan_log`]: one copy per storage type.
@@ -153,6 +165,7 @@ fn scan_log_dyn<S, B>(
     ring: bool,
     report: &mut ReplayReport,
     cur: &mut SegmentHeader,
+    succ: &mut SegmentHeader,
     on_entry: &mut segment::OnEntry<'_, S>,
 ) -> Res<Option<Layout>, S>
 where
@@ -173,23 +186,25 @@ where
         if cur.first_id != next_id {
             return Err(Error::corrupt(n, 0, Corruption::EntryIdGap));
         }
-        let (bound, succ) = if n < last_seg {
-            let Some(s) = segment::read_header(st, n + 1)? else {
+        let sealed = n < last_seg;
+        let bound = if sealed {
+            if !segment::read_header_into(st, n + 1, succ)? {
                 return Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
-            };
-            if s.segment != n + 1 {
+            }
+            if succ.segment != n + 1 {
                 return Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
             }
-            if covered > 0 && s.first_id <= covered.saturating_add(1) && s.first_id >= next_id {
+            if covered > 0 && succ.first_id <= covered.saturating_add(1) && succ.first_id >= next_id
+            {
                 // Wholly covered by a checkpoint: the successor's header says where
                 // the ids continue; the body is never needed again.
-                next_id = s.first_id;
-                *cur = s;
+                next_id = succ.first_id;
+                *cur = *succ;
                 continue;
             }
-            (Bound::Sealed(s.prev_end), Some(s))
+            Bound::Sealed(succ.prev_end)
         } else {
-            (Bound::Open, None)
+            Bound::Open
         };
         let end = segment::scan(st, buf, cur, bound, from_id, |id, payload| {
             report.entries += 1;
@@ -198,9 +213,9 @@ where
         })?;
         report.segments += 1;
         next_id = end.next_id;
-        match succ {
-            Some(s) => *cur = s,
-            None => {
+        match sealed {
+            true => *cur = *succ,
+            false => {
                 report.next_id = next_id;
                 if end.tail == Tail::Torn {
                     report.torn_at = Some(Location {
@@ -339,6 +354,10 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
     /// Reads the log as a ring ([`WalWriter::set_overwrite_oldest`]): a damaged oldest
     /// segment (a cut while the writer erased it to make room) is dropped and reported
     /// in [`ReplayReport::dropped_oldest`] instead of failing the replay.
+    ///
+    /// Needs the `ring` feature: builds without it (firmware that does not log in a
+    /// ring) compile the ring paths out.
+    #[cfg(feature = "ring")]
     pub fn set_overwrite_oldest(&mut self, on: bool) {
         self.ring = on;
     }
@@ -418,7 +437,7 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
         let rules = ScanRules {
             from_id: from,
             covered,
-            ring: self.ring,
+            ring: ring_mode(self.ring),
         };
         let mut last = NO_HEADER;
         scan_log(&mut self.st, &mut self.buf, rules, report, &mut last, f)?;
@@ -527,7 +546,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// drops a damaged oldest segment as [`WalReader::set_overwrite_oldest`] does; set
     /// this before the first operation.
     ///
+    /// Needs the `ring` feature (see [`WalReader::set_overwrite_oldest`]).
+    ///
     /// [`StorageErrorKind::NoSpace`]: crate::StorageErrorKind::NoSpace
+    #[cfg(feature = "ring")]
     pub fn set_overwrite_oldest(&mut self, on: bool) {
         self.ring = on;
     }
@@ -585,7 +607,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let rules = ScanRules {
             from_id: u64::MAX,
             covered: self.covered_through,
-            ring: self.ring,
+            ring: ring_mode(self.ring),
         };
         let mut report = ReplayReport::default();
         let mut last = NO_HEADER;
@@ -656,7 +678,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                     self.state = State::Open(app);
                     return Ok(());
                 }
-                Err(Error::Storage(e)) if self.ring && e.kind() == StorageErrorKind::NoSpace => {
+                Err(Error::Storage(e))
+                    if ring_mode(self.ring) && e.kind() == StorageErrorKind::NoSpace =>
+                {
                     let lo = segment_span(&mut self.st).map_err(Error::Storage)?;
                     match lo {
                         Some((lo, _, _)) if lo + 1 < hdr.segment => {
@@ -918,6 +942,12 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
 /// id and seal), and entries a recovery already reported lost would validate again.
 pub(crate) fn remove_torn_creation<S: Storage>(st: &mut S, segment: u64) -> Res<(), S> {
     st.remove(segment).map_err(Error::Storage)
+}
+
+/// Whether ring mode is on: always `false` without the `ring` feature, so that its
+/// paths fold away.
+fn ring_mode(flag: bool) -> bool {
+    cfg!(feature = "ring") && flag
 }
 
 /// The frame form of a log created now on `st`.

@@ -135,7 +135,10 @@ fn short_frames_parse_and_limits() {
         spec_frame_short(LOG_ID, 7, 100, KIND_ENTRY, b"payload", 1)[..6]
     );
     let parsed = FrameHeader::parse(&head[..6], FrameForm::Short).unwrap();
-    assert_eq!((parsed.kind, parsed.len, parsed.word()), (FrameKind::Entry, 7, 0x4007));
+    assert_eq!(
+        (parsed.kind, parsed.len, parsed.word()),
+        (FrameKind::Entry, 7, 0x4007)
+    );
     assert!(parsed.verify(&seal, 100, b"payload"));
     let mut shorter = head;
     shorter[4..6].copy_from_slice(&0x4006u16.to_le_bytes());

@@ -53,8 +53,10 @@
 //! The segment limit announced to the core
 //! ([`max_segment_len`](durability_core::Storage::max_segment_len)) and the readable
 //! extent ([`len`](durability_core::Storage::len)) are both the whole unit (the core
-//! drops an optional sync marker rather than cross the limit). The largest entry is
-//! therefore `ERASE_SIZE - align_up(48, word) - 8`.
+//! drops an optional sync marker rather than cross the limit). Units of up to 16 KiB
+//! ask for the core's short frame header (6 bytes instead of 8: a 50-byte entry on
+//! 4-byte words programs 56 bytes); the largest entry is therefore
+//! `ERASE_SIZE - align_up(48, word) - 6` there, and `- 8` in larger units.
 //!
 //! # Ownership of the flash
 //!
@@ -66,7 +68,7 @@
 //! A full partition is [`FlashError::NoSpace`]. Units come back when
 //! `lifecycle::publish` writes a checkpoint (to a second `FlashStorage` partition,
 //! through a `CheckpointStore`) and truncates the WAL behind it, or, for plain logging,
-//! in ring mode (`WalWriter::set_overwrite_oldest`), where the oldest unit is erased
+//! in ring mode (feature `ring`, `WalWriter::set_overwrite_oldest`), where the oldest unit is erased
 //! and reused when no unit is free. Power cuts during any erase: see the decision table
 //! in `docs/design.md` section 12.
 //!
@@ -76,6 +78,8 @@
 //!   driver (each flash operation is driven to completion inside the call: same bytes,
 //!   same logic, see its limits).
 //! - `defmt`: `defmt::Format` for the error types here and in the core.
+//! - `ring`: ring-buffer logging (`WalWriter::set_overwrite_oldest`); without it the
+//!   ring paths are compiled out (680 B of `.text` in the firmware probe).
 //!
 //! [`Storage`]: durability_core::Storage
 //! [`SegmentHeader`]: durability_core::frame::SegmentHeader
@@ -138,6 +142,14 @@ pub const fn check_geometry(
 }
 
 const FRAME_HEADER_LEN: usize = frame::frame_header::HEADER_LEN;
+
+/// Largest erase unit whose segments use the short frame header: no entry in it can
+/// exceed the short form's limit.
+const SHORT_FRAMES_MAX_UNIT: usize = 16 * 1024;
+const _: () = assert!(
+    SHORT_FRAMES_MAX_UNIT - frame::header::LEN - frame::frame_header::SHORT_HEADER_LEN
+        <= frame::SHORT_MAX_ENTRY_LEN as usize
+);
 
 /// Unit state: no segment. Zero, so an empty map is zero-filled in place.
 const FREE: u32 = 0;
@@ -524,6 +536,13 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// here: an entry costs exactly its frame.
     fn ordered_writes(&self) -> bool {
         true
+    }
+
+    /// The short frame header (6 bytes: a 50-byte entry on 4-byte words programs 56
+    /// bytes, not 60) whenever a unit cannot hold an entry over its 16,383-byte limit
+    /// anyway; larger units keep the 8-byte header and their larger entries.
+    fn short_frames(&self) -> bool {
+        F::ERASE_SIZE <= SHORT_FRAMES_MAX_UNIT
     }
 
     /// Visits the mapped segments in unit order. No flash access.

@@ -2,7 +2,8 @@
 //! items): flash reads, writes, erases and bytes programmed per append and per
 //! replayed record, for `sequential-storage`'s queue (push / iterate) and our WAL
 //! (append + sync / replay). Counts come from `SimFlash`; nothing about speed is
-//! asserted, only regressions of our own counts.
+//! asserted, only regressions of our own counts and that we program no more bytes per
+//! item.
 //!
 //! `sequential-storage` is async-only: an adapter implements its async `NorFlash` over
 //! `SimFlash` and `embassy_futures::block_on` drives it. Its `pop` needs
@@ -281,6 +282,20 @@ fn compare_flash_operations() {
         "mount: one header read per unit"
     );
     assert!(o.append.erases <= 1.0 / 40.0, "one erase per unit filled");
+    // A 50-byte entry is one 56-byte short frame (6-byte header, padded to the word)
+    // plus a 48-byte unit header shared by the unit's 72 entries: 56.67 bytes.
+    assert!(
+        o.append.bytes_programmed <= 56.7,
+        "bytes programmed per append: {}",
+        o.append.bytes_programmed
+    );
+    // The target: no more than sequential-storage programs for the same item.
+    assert!(
+        o.append.bytes_programmed <= push.bytes_programmed,
+        "ours {} vs sequential-storage {}",
+        o.append.bytes_programmed,
+        push.bytes_programmed
+    );
     // Sanity: the comparison did something on both sides.
     assert!(push.writes > 0.0 && iterate.reads > 0.0);
 }

@@ -4,7 +4,12 @@
 // `drop(storage)` ends the borrow of the flash bytes: a power-off before a re-mount.
 #![allow(clippy::drop_non_drop)]
 
-use durability_core::frame::{frame_len, FrameForm, FrameKind, FrameSeal};
+use durability_core::frame::{FrameForm, FrameKind, FrameSeal};
+
+/// Units of up to 16 KiB (these are 512 B) use the short frame form: 6-byte headers.
+fn frame_len(len: usize, word: usize) -> u64 {
+    FrameForm::Short.frame_len(len, word)
+}
 use durability_core::wal::{ReplayReport, WalConfig, WalReader, WalWriter};
 use durability_core::{Error, ErrorKind, ErrorType, Location, ReadMode, Storage, StorageErrorKind};
 use durability_embedded::sim::SimFlash;
@@ -161,18 +166,22 @@ fn round_trip_word_16_mixed() {
 fn entry_too_large_for_a_unit_is_refused() {
     let mut mem = vec![0xFFu8; UNITS * ERASE];
     let mut w = WalWriter::open(mount::<1, 4>(&mut mem), [0u8; 512], cfg()).unwrap();
-    // 512 - 48 header - 8 frame header = 456 bytes fit exactly.
+    // 512 - 48 header - 6 frame header = 458 bytes fit exactly.
     assert_eq!(w.append(&[1u8; 456]).unwrap(), 1);
-    let err = w.append(&[1u8; 457]).unwrap_err();
+    assert_eq!(w.append(&[1u8; 458]).unwrap(), 2);
+    let err = w.append(&[1u8; 459]).unwrap_err();
     assert!(
-        matches!(err, Error::EntryTooLarge { len: 457, max: 456 }),
+        matches!(err, Error::EntryTooLarge { len: 459, max: 458 }),
         "{err:?}"
     );
-    assert_eq!(w.append(&[2u8; 10]).unwrap(), 2);
+    assert_eq!(w.append(&[2u8; 10]).unwrap(), 3);
     w.sync().unwrap();
     drop(w);
     let (got, _) = replay(mount::<1, 4>(&mut mem), ReadMode::Strict).unwrap();
-    assert_eq!(got, vec![(1, vec![1u8; 456]), (2, vec![2u8; 10])]);
+    assert_eq!(
+        got,
+        vec![(1, vec![1u8; 456]), (2, vec![1u8; 458]), (3, vec![2u8; 10])]
+    );
 }
 
 /// Writes `n` entries, returns (last segment, its unit).
@@ -248,12 +257,10 @@ fn torn_program<const R: usize, const W: usize>() {
     let flen = frame_len(p.len(), word) as usize;
     assert!(end + flen <= ERASE, "test needs room for the torn frame");
     let mut frame = vec![0u8; flen];
-    frame[..8].copy_from_slice(&FrameSeal::new(LOG_ID, seg, FrameForm::Long).seal(
-        FrameKind::Entry,
-        n + 1,
-        &p,
-    ));
-    frame[8..48].copy_from_slice(&p);
+    frame[..6].copy_from_slice(
+        &FrameSeal::new(LOG_ID, seg, FrameForm::Short).seal(FrameKind::Entry, n + 1, &p)[..6],
+    );
+    frame[6..46].copy_from_slice(&p);
     let landed = (flen / 2) / word * word;
     let base = unit * ERASE + end;
     mem[base..base + landed].copy_from_slice(&frame[..landed]);
@@ -443,7 +450,7 @@ fn core_marker_overshoots_segment_limit() {
     let mut mem = vec![0xFFu8; UNITS * ERASE];
     let st = UnitLimit(mount::<1, 1>(&mut mem));
     let mut w = WalWriter::open(st, [0u8; 256], cfg()).unwrap();
-    // Header 48 + frame 8 + 448 = 504: 8 bytes left, a marker needs 24.
+    // Header 48 + frame 6 + 448 = 502: 10 bytes left, a marker needs 30.
     w.append(&[3u8; 448]).unwrap();
     w.sync().unwrap();
     w.append(&[4u8; 10]).unwrap();

@@ -781,12 +781,14 @@ mod work {
         let cp = fs(&mut m.cp, "cp");
         let rbuf = &mut m.rbuf;
         let mut bad = false;
-        let (state, rep) = lib(Call::Recover, || {
-            lifecycle::recover(
+        let mut rep = lifecycle::RecoveryReport::default();
+        let state = lib(Call::Recover, || {
+            lifecycle::recover_into(
                 wal,
                 &mut CheckpointStore::new(cp),
                 rbuf,
                 ReadMode::Strict,
+                &mut rep,
                 |c: Option<(&CheckpointHeader, &[u8])>| {
                     Ok(c.and_then(|(_, p)| State::decode(p)).unwrap_or_default())
                 },
