@@ -349,8 +349,7 @@ impl<S: Storage> CheckpointStore<S> {
                 });
             }
         }
-        let st = &mut self.st;
-        match st.create(seq) {
+        match self.st.create(seq) {
             Ok(()) => {}
             // A full medium may be holding torn leftovers of interrupted writes (they
             // only go at the next successful publish), or an old checkpoint whose
@@ -426,13 +425,14 @@ impl<S: Storage> CheckpointStore<S> {
         }
     }
 
-    /// Verifies checkpoint `seq`, whose readable extent is `extent`: its header, its payload's checksum, and that only
-    /// never-written bytes follow the payload's padding. The payload is read into `buf`
-    /// if it fits, else streamed; only a checkpoint that is valid is then refused with
-    /// [`Error::BufferTooSmall`] (a torn one must not block the fallback to an older
-    /// one). Without a buffer the payload is streamed and never refused. Why the
-    /// checkpoint is invalid comes back as [`Error::Checkpoint`]. The header goes to
-    /// `h` (the caller's slot: no header-sized result is returned).
+    /// Verifies checkpoint `seq`, whose readable extent is `extent`: its header, its
+    /// payload's checksum, and that only never-written bytes follow the payload's
+    /// padding. The payload is read into `buf` if it fits, else streamed; only a
+    /// checkpoint that is valid is then refused with [`Error::BufferTooSmall`] (a torn
+    /// one must not block the fallback to an older one). Without a buffer the payload is
+    /// streamed and never refused. Why the checkpoint is invalid comes back as
+    /// [`Error::Checkpoint`]. The header goes to `h` (the caller's slot: no
+    /// header-sized result is returned).
     ///
     /// One copy, whatever the caller's buffer type.
     fn verify(
@@ -442,8 +442,8 @@ impl<S: Storage> CheckpointStore<S> {
         buf: Option<&mut dyn Buffer>,
         h: &mut CheckpointHeader,
     ) -> Res<(), S> {
-        // Holds the header, then serves as the chunk payload and trailing bytes are
-        // streamed through: one header-sized array on the stack.
+        // Holds the header, then is the chunk that a payload too large for `buf` and the
+        // trailing bytes are streamed through: one header-sized array on the stack.
         let mut head = [0u8; field::HEADER_LEN];
         let n = self.st.read(seq, 0, &mut head).map_err(Error::Storage)?;
         h.parse_into(&head[..n]).map_err(Error::Checkpoint)?;
@@ -461,7 +461,7 @@ impl<S: Storage> CheckpointStore<S> {
             return Err(Error::Checkpoint(CheckpointError::Truncated {
                 expected: h.len,
                 // Below `expected` here, so it fits.
-                actual: (extent.saturating_sub(start)) as u32,
+                actual: extent.saturating_sub(start) as u32,
             }));
         }
         let len = h.len as usize;
@@ -559,7 +559,8 @@ impl<S: Storage> CheckpointStore<S> {
             header: CheckpointHeader::default(),
             skipped: 0,
         });
-        // Counts of segments listed in memory: `usize` does not overflow.
+        // Both count segments the storage holds at once, which a `usize` can count (and
+        // a 32-bit core keeps in one register).
         let (mut kept, mut removed) = (0, 0usize);
         loop {
             let seq = slot.seq;
