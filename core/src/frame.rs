@@ -133,21 +133,22 @@ pub const MAX_ENTRY_LEN: u32 = 64 * 1024 * 1024;
 pub const SHORT_MAX_ENTRY_LEN: u32 = frame_header::SHORT_LEN_MASK;
 
 /// Which frame header a segment's frames carry (its header's version says which).
+///
+/// The discriminant is the header length (never written to a medium: the segment
+/// header's version byte is), so [`head_len`](Self::head_len) costs no code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum FrameForm {
     /// 8-byte header: `crc u32 ‖ word u32`, entries up to [`MAX_ENTRY_LEN`].
-    Long,
+    Long = frame_header::HEADER_LEN as u8,
     /// 6-byte header: `crc u32 ‖ word u16`, entries up to [`SHORT_MAX_ENTRY_LEN`].
-    Short,
+    Short = frame_header::SHORT_HEADER_LEN as u8,
 }
 
 impl FrameForm {
     /// Header length of a frame.
     pub fn head_len(self) -> usize {
-        match self {
-            FrameForm::Long => frame_header::HEADER_LEN,
-            FrameForm::Short => frame_header::SHORT_HEADER_LEN,
-        }
+        self as usize
     }
 
     /// Largest entry payload.

@@ -505,10 +505,17 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
             return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
         }
     }
-    let magic = &crate::frame::MAGIC;
-    let torn_magic =
-        (0..=n).any(|k| raw[..k] == magic[..k] && raw[k..n].iter().all(|&b| b == unwritten));
-    if named_ours || torn_magic || raw[..n] == magic[..n] {
+    // Ours if the bytes read are a prefix of the magic followed by unwritten bytes (the
+    // whole magic, a torn one, or nothing): the longest common prefix with the magic is
+    // the best split, since "unwritten from `k` on" only gets easier as `k` grows.
+    let read = raw.get(..n).unwrap_or(&[]);
+    let common = read
+        .iter()
+        .zip(crate::frame::MAGIC)
+        .take_while(|&(&b, m)| b == m)
+        .count();
+    let torn_magic = read.iter().skip(common).all(|&b| b == unwritten);
+    if named_ours || torn_magic {
         Ok(())
     } else {
         Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader))
