@@ -20,7 +20,7 @@ use crate::buffer::Buffer;
 use crate::checkpoint::{CheckpointHeader, CheckpointStore, StoredCheckpoint};
 use crate::error::Error;
 use crate::storage::{ErrorType, Storage};
-use crate::wal::{first_segment_header, ReplayReport, WalConfig, WalReader, WalWriter};
+use crate::wal::{first_segment_header_into, ReplayReport, WalConfig, WalReader, WalWriter};
 use crate::ReadMode;
 
 type Res<T, S> = Result<T, Error<<S as ErrorType>::Error>>;
@@ -224,21 +224,27 @@ where
     A: FnMut(u64, &[u8]) -> Res<(), W>,
 {
     let mut wal = wal;
-    let first = first_segment_header(&mut wal)?;
-    if let Some(h) = &first {
-        if h.first_id > from {
-            return Err(Error::WalGap {
-                needed: from,
-                first_available: h.first_id,
-            });
+    // The first header is needed only for these checks: its slot is free again during
+    // the replay below.
+    let first = {
+        let mut h = crate::segment::NO_HEADER;
+        let first = first_segment_header_into(&mut wal, &mut h)?;
+        if first {
+            if h.first_id > from {
+                return Err(Error::WalGap {
+                    needed: from,
+                    first_available: h.first_id,
+                });
+            }
+            if checkpoint_log_id.is_some_and(|id| id != 0 && id != h.log_id) {
+                return Err(Error::ForeignCheckpoint);
+            }
         }
-        if checkpoint_log_id.is_some_and(|id| id != 0 && id != h.log_id) {
-            return Err(Error::ForeignCheckpoint);
-        }
-    }
+        first
+    };
     let mut reader = WalReader::new(wal, buf);
     reader.replay_into(mode, from, from - 1, replay, apply)?;
-    if first.is_some() && replay.next_id < from {
+    if first && replay.next_id < from {
         return Err(Error::CheckpointAhead {
             checkpoint_last_id: from - 1,
             wal_next_id: replay.next_id,

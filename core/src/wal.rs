@@ -967,9 +967,18 @@ fn next_segment<E>(segment: u64) -> Result<u64, Error<E>> {
 
 /// The header of the lowest segment, if the log has a readable one.
 pub fn first_segment_header<S: Storage>(st: &mut S) -> Res<Option<SegmentHeader>, S> {
+    let mut h = NO_HEADER;
+    Ok(first_segment_header_into(st, &mut h)?.then_some(h))
+}
+
+/// [`first_segment_header`] into the caller's slot; returns whether it holds one.
+pub(crate) fn first_segment_header_into<S: Storage>(
+    st: &mut S,
+    out: &mut SegmentHeader,
+) -> Res<bool, S> {
     match segment_span(st).map_err(Error::Storage)? {
-        None => Ok(None),
-        Some((lo, _, _)) => segment::read_header(st, lo),
+        None => Ok(false),
+        Some((lo, _, _)) => segment::read_header_into(st, lo, out),
     }
 }
 
@@ -986,7 +995,8 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                 wal_next_id: next,
             });
         }
-        if let Some(first) = first_segment_header(&mut self.st)? {
+        let mut first = NO_HEADER;
+        if first_segment_header_into(&mut self.st, &mut first)? {
             if last_id.saturating_add(1) < first.first_id {
                 return Err(Error::WalGap {
                     needed: last_id + 1,
@@ -1019,11 +1029,12 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         };
         let mut removed = 0;
         let mut seg = lo;
+        let mut next = NO_HEADER;
         while seg < current {
             // Segment `seg` ends where `seg + 1` begins.
-            let Some(next) = segment::read_header(&mut self.st, seg + 1)? else {
+            if !segment::read_header_into(&mut self.st, seg + 1, &mut next)? {
                 break;
-            };
+            }
             if next.first_id > last_id.saturating_add(1) {
                 break;
             }
