@@ -172,7 +172,7 @@ where
     S: Storage,
     B: Buffer,
 {
-    let Some((last_seg, torn_header)) = scan_start(st, buf, ring, report, cur)? else {
+    let Some((last_seg, torn_header)) = scan_start(st, buf, ring, report, cur, succ)? else {
         return Ok(None);
     };
     let log_id = cur.log_id;
@@ -243,7 +243,8 @@ where
 /// oldest one. Writes the first segment's header to `first_out`; returns the last
 /// segment with a valid header and whether a torn creation follows it; `None` (with `report.torn_at` set if the only
 /// segment is torn) when there is nothing to read. Kept out of line so that its
-/// temporaries are not on the stack while the pass scans segments.
+/// temporaries are not on the stack while the pass scans segments. `scratch`: a header
+/// slot of the caller's, free until the pass starts.
 #[inline(never)]
 fn scan_start<S, B>(
     st: &mut S,
@@ -251,6 +252,7 @@ fn scan_start<S, B>(
     ring: bool,
     report: &mut ReplayReport,
     first_out: &mut SegmentHeader,
+    scratch: &mut SegmentHeader,
 ) -> Res<Option<(u64, bool)>, S>
 where
     S: Storage,
@@ -271,8 +273,7 @@ where
     let mut torn_header = false;
     let mut last_seg = hi;
     // The highest segment may be a torn creation; every other header must be valid.
-    let mut high = NO_HEADER;
-    match segment::read_header_into(st, hi, &mut high)? {
+    match segment::read_header_into(st, hi, scratch)? {
         true => {}
         false => {
             if hi > lo && !first && !ring {
