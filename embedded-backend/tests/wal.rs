@@ -450,7 +450,8 @@ fn core_marker_overshoots_segment_limit() {
     let mut mem = vec![0xFFu8; UNITS * ERASE];
     let st = UnitLimit(mount::<1, 1>(&mut mem));
     let mut w = WalWriter::open(st, [0u8; 256], cfg()).unwrap();
-    // Header 48 + frame 6 + 448 = 502: 10 bytes left, a marker needs 30.
+    // `UnitLimit` keeps the long frame form (it does not forward `short_frames`):
+    // header 48 + frame 8 + 448 = 504: 8 bytes left, a marker needs 32.
     w.append(&[3u8; 448]).unwrap();
     w.sync().unwrap();
     w.append(&[4u8; 10]).unwrap();
