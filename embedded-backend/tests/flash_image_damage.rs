@@ -22,6 +22,7 @@
 mod scenario;
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use scenario::{Cut, Damage, Op, Spec, Stats, Target};
 
@@ -232,4 +233,34 @@ fn checkpoint_seq_damage_hangs_latest() {
         r.is_ok(),
         "CheckpointStore::latest did not return in {HANG_SECS} s"
     );
+}
+
+/// Writes seed inputs for the fuzz target into `fuzz/corpus/fuzz_flash_image/` (which is
+/// git-ignored): raw images built by the real writer, and a few built-mode cases.
+/// `cargo test -p durability-embedded --test flash_image_damage write_fuzz_seeds -- --ignored`
+#[test]
+#[ignore = "tool: writes the fuzz seed corpus"]
+fn write_fuzz_seeds() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/fuzz_flash_image");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut runner = TestRunner::deterministic();
+    let strategy = spec(0..1, 0.01);
+    for k in 0..12 {
+        let spec = strategy.new_tree(&mut runner).unwrap().current();
+        std::fs::write(dir.join(format!("raw-{k}")), scenario::raw_seed(&spec)).unwrap();
+    }
+    let built: [&[u8]; 4] = [
+        &[1, 40, 7, 6, 8, 8, 4, 6, 7, 16, 0, 0],
+        &[
+            0, 160, 3, 9, 16, 16, 4, 134, 7, 24, 4, 6, 0, 2, 1, 9, 0x40, 0, 0x55,
+        ],
+        &[
+            2, 8, 1, 12, 40, 4, 6, 7, 40, 4, 134, 7, 8, 4, 6, 7, 3, 5, 0, 3, 1, 3, 1, 2, 0, 0, 0,
+        ],
+        &[1, 100, 2, 5, 32, 4, 32, 4, 6, 1, 2, 1, 10, 0, 1, 3],
+    ];
+    for (k, b) in built.iter().enumerate() {
+        std::fs::write(dir.join(format!("built-{k}")), b).unwrap();
+    }
 }

@@ -970,6 +970,20 @@ pub fn run(spec: &Spec) -> Stats {
     }
 }
 
+/// The undamaged image of `spec`, as a raw-mode fuzz input (mode byte, then the chip):
+/// seeds for `fuzz_flash_image`, which cannot guess CRC-32C values on its own.
+pub fn raw_seed(spec: &Spec) -> Vec<u8> {
+    let mut chip = vec![0xFF; CHIP];
+    match spec.word as usize % WORDS.len() {
+        0 => build::<1>(spec, &mut chip),
+        1 => build::<4>(spec, &mut chip),
+        _ => build::<16>(spec, &mut chip),
+    };
+    let mut out = vec![0x80 | (spec.word % WORDS.len() as u8)];
+    out.extend_from_slice(&chip);
+    out
+}
+
 /// Mounts `bytes` (cut or padded with 0xFF to the chip's size) as a raw flash image of
 /// word size `WORDS[word % 3]` and checks it (nothing is known about what was written:
 /// only the structural checks apply, and what the checks append themselves).
