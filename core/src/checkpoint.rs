@@ -595,11 +595,15 @@ impl<S: Storage> CheckpointStore<S> {
                     removed += 1;
                 }
             }
-            if seq == lo {
-                *out = None;
-                return Ok(removed as u64);
+            // The next older checkpoint present: one listing per step, never a count
+            // through the gap (a damaged or foreign number may be near `u64::MAX`).
+            match next_below(&mut self.st, seq)? {
+                Some(older) => slot.seq = older,
+                None => {
+                    *out = None;
+                    return Ok(removed as u64);
+                }
             }
-            slot.seq -= 1;
         }
     }
 
@@ -614,6 +618,18 @@ impl<S: Storage> CheckpointStore<S> {
     pub fn into_inner(self) -> S {
         self.st
     }
+}
+
+/// The highest segment number below `seq` that `st` holds, if any.
+fn next_below<S: Storage>(st: &mut S, seq: u64) -> Res<Option<u64>, S> {
+    let mut best = None;
+    st.list(&mut |n| {
+        if n < seq && best.is_none_or(|b| n > b) {
+            best = Some(n);
+        }
+    })
+    .map_err(Error::Storage)?;
+    Ok(best)
 }
 
 /// A shorter-lived copy of an optional buffer reference.
