@@ -676,7 +676,10 @@ fn checkpoint_walk_skips_gaps_in_segment_numbers() {
         let mut buf = vec![0u8; 64];
         let latest = store.latest(&mut buf).unwrap().unwrap();
         assert_eq!((latest.seq, latest.header.last_id), (2, 5));
-        assert_eq!(latest.skipped, 1, "the stray segment is skipped as not valid");
+        assert_eq!(
+            latest.skipped, 1,
+            "the stray segment is skipped as not valid"
+        );
         // Keep one: checkpoint 1 goes, the stray segment (newer than every valid
         // checkpoint) is left alone, as the walk's rule says.
         assert_eq!(store.retain_newest(1, &mut buf).unwrap(), 1);
