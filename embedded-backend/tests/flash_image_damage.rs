@@ -87,14 +87,12 @@ fn spec(damage_ops: std::ops::Range<usize>, cut_odds: f64) -> impl Strategy<Valu
 const HANG_SECS: u64 = 20;
 
 /// Runs one case on its own thread; a case that does not finish in [`HANG_SECS`] is an
-/// infinite loop: its spec is printed and the process aborts (a hung thread cannot be
-/// stopped, and shrinking hangs would take forever).
-fn watchdog(spec: Spec) -> Stats {
+/// infinite loop: what it was (`shown`) is printed and the process aborts (a hung thread
+/// cannot be stopped, and shrinking hangs would take forever).
+fn watchdog(shown: String, case: impl FnOnce() -> Stats + Send + 'static) -> Stats {
     let (tx, rx) = std::sync::mpsc::channel();
-    let shown = format!("{spec:?}");
     let handle = std::thread::spawn(move || {
-        let st = scenario::run(&spec);
-        let _ = tx.send(st);
+        let _ = tx.send(case());
     });
     match rx.recv_timeout(std::time::Duration::from_secs(HANG_SECS)) {
         Ok(st) => {
@@ -123,7 +121,7 @@ fn sweep(name: &str, cases: u32, strategy: impl Strategy<Value = Spec>) -> Stats
     });
     let total = std::cell::RefCell::new(Stats::default());
     let result = runner.run(&strategy, |spec| {
-        let st = watchdog(spec);
+        let st = watchdog(format!("{spec:?}"), move || scenario::run(&spec));
         total.borrow_mut().add(&st);
         Ok::<(), TestCaseError>(())
     });
@@ -167,7 +165,8 @@ fn raw_images_never_panic() {
     );
     runner
         .run(&strategy, |(word, bytes)| {
-            scenario::run_raw(word, &bytes);
+            let shown = format!("raw image, word {word}: {bytes:02x?}");
+            watchdog(shown, move || scenario::run_raw(word, &bytes));
             Ok(())
         })
         .unwrap();
@@ -183,7 +182,8 @@ fn fuzz_decoder_cases() {
     });
     runner
         .run(&prop::collection::vec(any::<u8>(), 0..96), |bytes| {
-            scenario::run(&scenario::spec_from_bytes(&bytes));
+            let spec = scenario::spec_from_bytes(&bytes);
+            watchdog(format!("{spec:?}"), move || scenario::run(&spec));
             Ok(())
         })
         .unwrap();
