@@ -125,6 +125,15 @@ pub mod marker {
 const _: () = assert!(header::CRC.end == header::LEN);
 const _: () = assert!(frame_header::HEADER_LEN == frame_header::WORD.end);
 const _: () = assert!(MAX_ENTRY_LEN <= frame_header::LEN_MASK);
+// A frame header is `crc ‖ word` from byte 0, and a short form's word (the largest kind
+// and length) fits its 16 bits: `FrameSeal::seal` builds both forms as one `u64`.
+const _: () = assert!(
+    frame_header::CRC.start == 0
+        && frame_header::HEADER_LEN == 8
+        && (FrameKind::SyncMarker as u32) << frame_header::SHORT_KIND_SHIFT
+            | frame_header::SHORT_LEN_MASK
+            <= u16::MAX as u32
+);
 
 /// Largest entry payload, for writer and reader alike: 64 MiB.
 pub const MAX_ENTRY_LEN: u32 = 64 * 1024 * 1024;
@@ -331,11 +340,11 @@ pub struct FrameSeal {
 impl FrameSeal {
     /// The seal for frames of form `form` in segment `segment` of log `log_id`.
     pub fn new(log_id: u64, segment: u64, form: FrameForm) -> Self {
-        let mut ident = [0u8; 16];
-        ident[..8].copy_from_slice(&log_id.to_le_bytes());
-        ident[8..].copy_from_slice(&segment.to_le_bytes());
+        // Two updates (once per segment): no assembled identity array, whose
+        // slice-and-copy is an outlined, bounds-checked call at opt-level `z`.
         let mut prefix = Crc32c::new();
-        prefix.update(&ident);
+        prefix.update(&log_id.to_le_bytes());
+        prefix.update(&segment.to_le_bytes());
         FrameSeal { prefix, form }
     }
 
@@ -374,14 +383,10 @@ impl FrameSeal {
         payload: &[u8],
     ) -> [u8; frame_header::HEADER_LEN] {
         let word = self.form.word(kind, payload.len());
-        let mut out = [0u8; frame_header::HEADER_LEN];
-        out[frame_header::CRC]
-            .copy_from_slice(&self.checksum(entry_id, word, payload).to_le_bytes());
-        // Little-endian: the short form's `u16` word is the first two bytes of the `u32`.
-        let word = word.to_le_bytes();
-        let n = self.form.head_len() - frame_header::CRC.end;
-        out[frame_header::CRC.end..frame_header::CRC.end + n].copy_from_slice(&word[..n]);
-        out
+        let crc = self.checksum(entry_id, word, payload);
+        // `crc ‖ word` little-endian in one value: a short form's word fits 16 bits, so
+        // its bytes 6..8 are zero.
+        (crc as u64 | (word as u64) << (8 * frame_header::CRC.end)).to_le_bytes()
     }
 }
 

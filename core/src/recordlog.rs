@@ -60,7 +60,7 @@ impl<S: Storage, B: Buffer> RecordLogReader<S, B> {
                         report.payload_bytes += p.len() as u64;
                         f(i, p)
                     })?;
-                (end.tail == Tail::Torn).then_some(end.end)
+                (end.tail == Tail::Torn).then_some(end.end as u64)
             }
         };
         report.torn_at = torn.map(|offset| Location {
@@ -211,7 +211,9 @@ impl<S: Storage, B: Buffer> RecordLogWriter<S, B> {
             ));
         }
         if end.tail == Tail::Torn {
-            self.st.truncate(seg, end.end).map_err(Error::Storage)?;
+            self.st
+                .truncate(seg, end.end as u64)
+                .map_err(Error::Storage)?;
             self.st.sync(seg).map_err(Error::Storage)?;
         }
         Ok(Appender::resume(&h, end.end))

@@ -58,8 +58,9 @@ pub enum Tail {
 /// Result of scanning one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentEnd {
-    /// Offset just past the last valid frame.
-    pub end: u64,
+    /// Offset just past the last valid frame (the segment fits the address space: see
+    /// [`Window::new`]).
+    pub end: usize,
     /// How the segment ends.
     pub tail: Tail,
     /// Entry id the next entry frame would carry.
@@ -92,8 +93,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     /// target can address (only possible for files on 32-bit targets: 4 GiB).
     fn new(st: &'a mut S, buf: &'a mut B, seg: u64) -> Res<Self, S> {
         let extent = st.len(seg).map_err(Error::Storage)?;
-        let extent = usize::try_from(extent)
-            .map_err(|_| Error::InvalidConfig("segment larger than this target's address space"))?;
+        let extent = usize::try_from(extent).map_err(|_| Error::InvalidConfig(TOO_LARGE))?;
         Ok(Window {
             st,
             buf,
@@ -332,11 +332,7 @@ where
     };
     let mut pos = data_start;
     let mut id = hdr.first_id;
-    let done = |end: usize, tail: Tail, next_id: u64| SegmentEnd {
-        end: end as u64,
-        tail,
-        next_id,
-    };
+    let done = |end: usize, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
     let corrupt = |seg: u64, pos: usize, why: Corruption| Error::corrupt(seg, pos as u64, why);
     loop {
         if pos == limit && sealed {
@@ -526,17 +522,21 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
 ///
 /// Invariant: the buffer's first `fill` bytes hold segment bytes `written..written + fill`,
 /// always a whole number of frames (or the header), so always a multiple of `align`.
+///
+/// Offsets are `usize` (two registers less each on 32-bit targets): the WAL caps its
+/// segments at the address space ([`Window::new`] refuses to read larger ones), and a
+/// resumed segment's end comes from a scan, which fits it too.
 #[derive(Clone)]
 pub(crate) struct Appender {
     pub seg: u64,
     pub seal: FrameSeal,
     pub align: usize,
     /// Bytes handed to storage.
-    pub written: u64,
+    pub written: usize,
     /// Bytes staged in the buffer.
     pub fill: usize,
     /// Bytes covered by a completed barrier.
-    pub durable: u64,
+    pub durable: usize,
     /// A barrier completed and no marker recording it was staged yet.
     pub marker_due: bool,
     /// The segment holds an entry frame.
@@ -545,7 +545,7 @@ pub(crate) struct Appender {
 
 impl Appender {
     /// An appender continuing a segment whose valid data ends at `end`.
-    pub fn resume(hdr: &SegmentHeader, end: u64) -> Self {
+    pub fn resume(hdr: &SegmentHeader, end: usize) -> Self {
         Appender {
             seg: hdr.segment,
             seal: hdr.seal(),
@@ -565,23 +565,24 @@ impl Appender {
         if let Some(head) = block.first_chunk_mut() {
             hdr.emit(head);
         }
-        let start = hdr.data_start();
-        st.write(hdr.segment, 0, &block[..start as usize])
+        let start = hdr.data_start() as usize;
+        st.write(hdr.segment, 0, &block[..start])
             .map_err(Error::Storage)?;
         Ok(Appender::resume(hdr, start))
     }
 
     /// Offset where the next frame lands.
-    pub fn end(&self) -> u64 {
-        self.written + self.fill as u64
+    pub fn end(&self) -> usize {
+        self.written + self.fill
     }
 
     /// Writes the staged bytes to storage.
     pub fn flush<S: Storage, B: Buffer>(&mut self, st: &mut S, buf: &mut B) -> Res<(), S> {
         if self.fill > 0 {
-            st.write(self.seg, self.written, &buf.bytes()[..self.fill])
+            let written = past(self.written, self.fill)?;
+            st.write(self.seg, self.written as u64, &buf.bytes()[..self.fill])
                 .map_err(Error::Storage)?;
-            self.written += self.fill as u64;
+            self.written = written;
             self.fill = 0;
         }
         Ok(())
@@ -661,7 +662,7 @@ impl Appender {
     /// Writes the due marker at `fill` (the caller made room).
     fn put_marker(&mut self, buf: &mut [u8], next_id: u64, log_id: u64) {
         let payload = SyncMarker {
-            watermark: self.durable,
+            watermark: self.durable as u64,
             next_id,
             log_id,
         }
@@ -711,9 +712,10 @@ impl Appender {
             self.flush(st, buf)?;
             let rest = &payload[first..];
             let middle = rest.len() & !(self.align - 1);
-            st.write(self.seg, self.written, &rest[..middle])
+            let written = past(self.written, middle)?;
+            st.write(self.seg, self.written as u64, &rest[..middle])
                 .map_err(Error::Storage)?;
-            self.written += middle as u64;
+            self.written = written;
             let tail = &rest[middle..];
             let staged = align_up(tail.len() as u64, self.align) as usize;
             let b = buf.bytes_mut();
@@ -827,6 +829,15 @@ impl Appender {
         self.has_entries = true;
     }
 }
+
+/// The offset `n` bytes after `at`; `InvalidConfig` past the address space (a segment
+/// this target could not read back: only possible for files on 32-bit targets).
+fn past<E>(at: usize, n: usize) -> Result<usize, Error<E>> {
+    at.checked_add(n).ok_or(Error::InvalidConfig(TOO_LARGE))
+}
+
+/// Why a segment larger than the address space is refused.
+const TOO_LARGE: &str = "segment larger than this target's address space";
 
 fn put_frame(out: &mut [u8], head: &[u8], payload: &[u8]) {
     let (h, rest) = out.split_at_mut(head.len());

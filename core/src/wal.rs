@@ -99,7 +99,7 @@ pub struct ReplayReport {
 /// segment carries the same one) and its next entry id is the report's `next_id`.
 struct Layout {
     /// Offset just past the last valid frame of `last`.
-    end: u64,
+    end: usize,
     /// How `last` ends.
     tail: Tail,
     /// Segment `last.segment + 1` exists with a torn header.
@@ -220,7 +220,7 @@ where
                 if end.tail == Tail::Torn {
                     report.torn_at = Some(Location {
                         segment: n,
-                        offset: end.end,
+                        offset: end.end as u64,
                     });
                 } else if torn_header {
                     report.torn_at = Some(Location {
@@ -642,7 +642,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         };
         self.log_id = last.log_id;
         self.next_id = report.next_id;
-        let room = layout.end < self.limit(last.data_start());
+        let room = (layout.end as u64) < self.limit(last.data_start());
         if !layout.torn_header && layout.tail == Tail::Clean && self.st.resume_in_place() && room {
             let mut app = Appender::resume(&last, layout.end);
             app.has_entries = report.next_id > last.first_id;
@@ -664,7 +664,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             log_id: last.log_id,
             segment: next_segment(last.segment)?,
             first_id: self.next_id,
-            prev_end: layout.end,
+            prev_end: layout.end as u64,
             form: last.form,
         };
         self.create_segment(&last)
@@ -695,9 +695,11 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         }
     }
 
-    /// Effective segment limit: the configured one capped by the medium's.
+    /// Effective segment limit: the configured one capped by the medium's and by the
+    /// address space (segment offsets are `usize`; a reader refuses larger segments).
     fn limit(&self, data_start: u64) -> u64 {
         let cfg = self.segment_limit.max(data_start + 1);
+        let cfg = cfg.min(usize::MAX as u64);
         self.st.max_segment_len().map_or(cfg, |m| cfg.min(m))
     }
 
@@ -768,7 +770,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             }
         }
         let limit = self.limit(data_start);
-        if app.end() + app.due_marker_len(&self.st) + total <= limit {
+        if app.end() as u64 + app.due_marker_len(&self.st) + total <= limit {
             Ok((true, false))
         } else {
             // Rotate unless this would leave a segment without entries; either way
@@ -845,7 +847,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             log_id: self.log_id,
             segment: next_segment(app.seg)?,
             first_id: self.next_id,
-            prev_end: app.written,
+            prev_end: app.written as u64,
             form: app.form(),
         };
         self.create_segment(&hdr)
@@ -997,13 +999,13 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             });
         }
         let mut first = NO_HEADER;
-        if first_segment_header_into(&mut self.st, &mut first)? {
-            if last_id.saturating_add(1) < first.first_id {
-                return Err(Error::WalGap {
-                    needed: last_id + 1,
-                    first_available: first.first_id,
-                });
-            }
+        if first_segment_header_into(&mut self.st, &mut first)?
+            && last_id.saturating_add(1) < first.first_id
+        {
+            return Err(Error::WalGap {
+                needed: last_id + 1,
+                first_available: first.first_id,
+            });
         }
         Ok(())
     }
