@@ -273,17 +273,28 @@ impl SegmentHeader {
 
     /// Writes the header into `out[..header::LEN]`.
     pub fn emit(&self, out: &mut [u8; header::LEN]) {
-        out.fill(0);
-        out[header::MAGIC].copy_from_slice(&MAGIC);
-        out[header::VERSION] = self.form.version();
-        out[header::KIND] = self.kind as u8;
-        out[header::ALIGN_LOG2] = self.align_log2;
-        out[header::LOG_ID].copy_from_slice(&self.log_id.to_le_bytes());
-        out[header::SEGMENT].copy_from_slice(&self.segment.to_le_bytes());
-        out[header::FIRST_ID].copy_from_slice(&self.first_id.to_le_bytes());
-        out[header::PREV_END].copy_from_slice(&self.prev_end.to_le_bytes());
+        // Whole little-endian words (see `HEADER_WORDS`): at opt-level `z` a copy into
+        // each field's range is an outlined, bounds-checked call.
+        let lead = u32::from_le_bytes(MAGIC) as u64
+            | (self.form.version() as u64) << (8 * header::VERSION)
+            | (self.kind as u64) << (8 * header::KIND)
+            | (self.align_log2 as u64) << (8 * header::ALIGN_LOG2);
+        let mut words = [
+            lead,
+            self.log_id,
+            self.segment,
+            self.first_id,
+            self.prev_end,
+            0,
+        ];
+        for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
         let crc = crate::checksum::crc32c(&out[..header::CRC.start]);
-        out[header::CRC].copy_from_slice(&crc.to_le_bytes());
+        words[HEADER_WORDS - 1] = (crc as u64) << (8 * (header::CRC.start % 8));
+        if let Some(last) = out.last_chunk_mut::<8>() {
+            *last = words[HEADER_WORDS - 1].to_le_bytes();
+        }
     }
 
     /// Parses and validates a header.
@@ -329,6 +340,26 @@ impl SegmentHeader {
         Ok(())
     }
 }
+
+/// The segment header as little-endian `u64` words: the first holds magic, version,
+/// kind, alignment and a reserved byte; then `log_id`, `segment`, `first_id`,
+/// `prev_end`; the last holds the reserved bytes and the checksum.
+const HEADER_WORDS: usize = header::LEN / 8;
+const _: () = assert!(
+    header::LEN.is_multiple_of(8)
+        && header::MAGIC.start == 0
+        && header::VERSION < 8
+        && header::KIND < 8
+        && header::ALIGN_LOG2 < 8
+        && header::RESERVED0 < 8
+        && header::LOG_ID.start == 8
+        && header::SEGMENT.start == 16
+        && header::FIRST_ID.start == 24
+        && header::PREV_END.start == 32
+        && header::RESERVED1.start == 40
+        && header::RESERVED1.end == header::CRC.start
+        && header::CRC.end == header::LEN
+);
 
 /// The checksum state after the identity prefix of a segment's frames; cloned per frame.
 #[derive(Clone)]
