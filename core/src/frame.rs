@@ -398,8 +398,13 @@ impl FrameSeal {
         #[repr(align(8))]
         struct Implicit([u8; 12]);
         let mut implicit = Implicit([0u8; 12]);
-        implicit.0[..8].copy_from_slice(&entry_id.to_le_bytes());
-        implicit.0[8..].copy_from_slice(&word.to_le_bytes());
+        // Fixed-size chunks: no range slicing (an outlined, bounds-checked call at `z`).
+        if let Some((id, rest)) = implicit.0.split_first_chunk_mut::<8>() {
+            *id = entry_id.to_le_bytes();
+            if let Some(w) = rest.first_chunk_mut::<4>() {
+                *w = word.to_le_bytes();
+            }
+        }
         let mut crc = self.prefix.clone();
         crc.update(&implicit.0);
         crc
