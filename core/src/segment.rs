@@ -139,10 +139,8 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                 return None;
             }
             let want = self.buf.bytes().len().min(self.extent - pos);
-            match self
-                .st
-                .read(self.seg, pos as u64, &mut self.buf.bytes_mut()[..want])
-            {
+            let into = self.buf.bytes_mut().get_mut(..want)?;
+            match self.st.read(self.seg, pos as u64, into) {
                 Ok(got) => {
                     self.off = pos;
                     self.len = got;
@@ -159,7 +157,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
             }
         }
         let start = pos - self.off;
-        Some(&self.buf.bytes()[start..start + n])
+        self.buf.bytes().get(start..start + n)
     }
 
     /// Whether every byte in `pos..extent` is `value` (check [`err`](Self::err)).
@@ -694,33 +692,32 @@ impl Appender {
         let total = self.frame_len(payload.len()) as usize;
         self.make_room(st, buf, total)?;
         let cap = buf.bytes().len();
-        if self.fill + total <= cap {
-            put_frame(
-                &mut buf.bytes_mut()[self.fill..self.fill + total],
-                head,
-                payload,
-            );
+        if let Some(out) = buf.bytes_mut().get_mut(self.fill..self.fill + total) {
+            put_frame(out, head, payload);
             self.fill += total;
         } else {
             // Larger than the whole buffer: header and a first aligned piece through the
             // buffer, the aligned middle straight from the caller, the rest staged.
+            // (Splits, not range slices: `first` < payload length, since the frame is
+            // longer than the aligned buffer.)
             let first = (cap & !(self.align - 1)) - hl;
-            let b = buf.bytes_mut();
-            b[..hl].copy_from_slice(head);
-            b[hl..hl + first].copy_from_slice(&payload[..first]);
+            let (lead, rest) = payload.split_at_checked(first).unwrap_or((payload, &[]));
+            if let Some(out) = buf.bytes_mut().get_mut(..hl + first) {
+                put_frame(out, head, lead);
+            }
             self.fill = hl + first;
             self.flush(st, buf)?;
-            let rest = &payload[first..];
-            let middle = rest.len() & !(self.align - 1);
-            let written = past(self.written, middle)?;
-            st.write(self.seg, self.written as u64, &rest[..middle])
+            let (middle, tail) = rest
+                .split_at_checked(rest.len() & !(self.align - 1))
+                .unwrap_or((rest, &[]));
+            let written = past(self.written, middle.len())?;
+            st.write(self.seg, self.written as u64, middle)
                 .map_err(Error::Storage)?;
             self.written = written;
-            let tail = &rest[middle..];
             let staged = align_up(tail.len() as u64, self.align) as usize;
-            let b = buf.bytes_mut();
-            b[..tail.len()].copy_from_slice(tail);
-            b[tail.len()..staged].fill(0);
+            if let Some(out) = buf.bytes_mut().get_mut(..staged) {
+                put_frame(out, &[], tail);
+            }
             self.fill = staged;
         }
         self.has_entries = true;
@@ -839,9 +836,16 @@ fn past<E>(at: usize, n: usize) -> Result<usize, Error<E>> {
 /// Why a segment larger than the address space is refused.
 const TOO_LARGE: &str = "segment larger than this target's address space";
 
+/// Writes `head ‖ payload ‖ zero padding` into `out` (which the caller sized to the
+/// frame; splits, not range slices: no outlined bounds checks).
 fn put_frame(out: &mut [u8], head: &[u8], payload: &[u8]) {
-    let (h, rest) = out.split_at_mut(head.len());
+    let Some((h, rest)) = out.split_at_mut_checked(head.len()) else {
+        return;
+    };
+    let Some((p, pad)) = rest.split_at_mut_checked(payload.len()) else {
+        return;
+    };
     h.copy_from_slice(head);
-    rest[..payload.len()].copy_from_slice(payload);
-    rest[payload.len()..].fill(0);
+    p.copy_from_slice(payload);
+    pad.fill(0);
 }
