@@ -1030,21 +1030,18 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let Some((lo, _, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
             return Ok(0);
         };
-        let mut removed = 0;
         let mut seg = lo;
         let mut next = NO_HEADER;
-        while seg < current {
-            // Segment `seg` ends where `seg + 1` begins.
-            if !segment::read_header_into(&mut self.st, seg + 1, &mut next)? {
-                break;
-            }
-            if next.first_id > last_id.saturating_add(1) {
-                break;
-            }
+        let through = last_id.saturating_add(1);
+        // Segment `seg` ends where `seg + 1` begins.
+        while seg < current
+            && segment::read_header_into(&mut self.st, seg + 1, &mut next)?
+            && next.first_id <= through
+        {
             self.st.remove(seg).map_err(Error::Storage)?;
-            removed += 1;
             seg += 1;
         }
-        Ok(removed)
+        // Every segment from `lo` up to `seg` was removed.
+        Ok(seg - lo)
     }
 }
