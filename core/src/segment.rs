@@ -202,16 +202,10 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                 continue;
             };
             if h.kind == FrameKind::Entry && at as u64 + h.frame_len(align) <= self.extent as u64 {
-                let ids = [id, id.saturating_add(1)];
-                let total = hl + h.len as usize;
-                for frame_id in ids {
-                    let ok = if !self.buf.grow_to(total) {
-                        self.verify_streaming(at, &h, seal, frame_id)
-                    } else {
-                        self.get(at, total)
-                            .is_some_and(|bytes| h.verify(seal, frame_id, &bytes[hl..]))
-                    };
-                    if ok {
+                // Streamed through the window whatever the frame's size (a frame that
+                // fits the buffer is one read either way): one verification path.
+                for frame_id in [id, id.saturating_add(1)] {
+                    if self.verify_streaming(at, &h, seal, frame_id) {
                         return true;
                     }
                 }
