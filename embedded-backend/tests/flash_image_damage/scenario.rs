@@ -14,7 +14,6 @@
 
 use durability_core::checkpoint::CheckpointStore;
 use durability_core::lifecycle::{publish, recover};
-use durability_core::storage::{identify_segment, SegmentIdentity, IDENTIFY_LEN};
 use durability_core::wal::{ReplayReport, WalConfig, WalReader, WalWriter};
 use durability_core::{Error, ReadMode};
 use durability_embedded::sim::{PowerCut, SimError, SimFlash};
@@ -491,8 +490,6 @@ pub struct Stats {
     pub recovered_writer_appended: u64,
     pub built_cut: u64,
     pub built_full: u64,
-    /// Recovery not run: see [`KNOWN_BUG_CHECKPOINT_WALK`].
-    pub skipped_checkpoint_span: u64,
 }
 
 impl Stats {
@@ -510,7 +507,6 @@ impl Stats {
         self.recovered_writer_appended += o.recovered_writer_appended;
         self.built_cut += o.built_cut;
         self.built_full += o.built_full;
-        self.skipped_checkpoint_span += o.skipped_checkpoint_span;
     }
 }
 
@@ -726,32 +722,6 @@ fn writer_round<const W: usize>(
     Some(Ok((n, Some(img))))
 }
 
-/// Known bug (reproducer: `checkpoint_seq_damage_hangs_latest` in the test file):
-/// `CheckpointStore::walk` (behind `latest`, `retain_newest` and so recovery) visits
-/// every sequence number from the highest to the lowest one the storage lists, one
-/// `len` call each; on flash a unit counts as segment `seq` on its checkpoint header's
-/// word alone (the CRC covers the payload and is not checked at mount), so one damaged
-/// bit in `seq` makes the walk run ~2^k iterations: a hang. While it stands, the
-/// recovery stage is skipped for images whose checkpoint partition spans more than
-/// [`HUGE_SPAN`] numbers (counted in [`Stats::skipped_checkpoint_span`]). Set to
-/// `false` once the walk is bounded by the segments present.
-pub const KNOWN_BUG_CHECKPOINT_WALK: bool = true;
-/// See [`KNOWN_BUG_CHECKPOINT_WALK`].
-pub const HUGE_SPAN: u64 = 4096;
-
-/// Highest minus lowest segment number the checkpoint partition's units identify as
-/// (0 with fewer than two).
-pub fn checkpoint_span(chip: &[u8]) -> u64 {
-    let nums = chip[WAL_UNITS * ERASE..].chunks(ERASE).filter_map(|u| {
-        match identify_segment(&u[..IDENTIFY_LEN]) {
-            SegmentIdentity::Segment(n) => Some(n),
-            _ => None,
-        }
-    });
-    let (lo, hi) = nums.fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
-    hi.saturating_sub(lo)
-}
-
 type RecoveryResult = Result<(u64, RecoveryOut), Err>;
 
 /// Every check on one image (see the module docs of the test). `chip` is not changed.
@@ -837,10 +807,6 @@ pub fn check<const W: usize>(chip: &[u8], known: &Known<'_>) -> Stats {
     }
 
     // 3. Lifecycle recovery, both modes, then a writer continuing after it.
-    if KNOWN_BUG_CHECKPOINT_WALK && checkpoint_span(chip) > HUGE_SPAN {
-        st.skipped_checkpoint_span += 1;
-        return st;
-    }
     let strict = recover_checked::<W>(
         chip,
         known,
