@@ -392,22 +392,23 @@ where
                 if sealed {
                     return Err(corrupt(w.seg, pos, Corruption::BadFrameInSealedSegment));
                 }
+                // One error check for the three looks: after a failed read the window
+                // makes no further storage call and each look finds nothing.
                 let clean = w.rest_is(pos, unwritten);
+                // Ordered media carry no sync markers (the core writes none there); on
+                // them `frame_beyond` finds any valid entry frame after the damage.
+                let below_watermark = !clean
+                    && !ordered
+                    && w.marker_beyond(pos, Some(hdr.log_id), align, form)
+                        .is_some();
+                let before_valid = !clean && ordered && w.frame_beyond(pos, &seal, id, align);
                 w.check()?;
                 if clean {
                     return Ok(done(pos, Tail::Clean, id));
                 }
-                // Ordered media carry no sync markers (the core writes none there); on
-                // them `frame_beyond` finds any valid entry frame after the damage.
-                let below_watermark = !ordered
-                    && w.marker_beyond(pos, Some(hdr.log_id), align, form)
-                        .is_some();
-                w.check()?;
                 if below_watermark {
                     return Err(corrupt(w.seg, pos, Corruption::BadFrameBelowWatermark));
                 }
-                let before_valid = ordered && w.frame_beyond(pos, &seal, id, align);
-                w.check()?;
                 if before_valid {
                     return Err(corrupt(w.seg, pos, Corruption::BadFrameBeforeValidFrame));
                 }
