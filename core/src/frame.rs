@@ -496,6 +496,12 @@ impl FrameHeader {
     pub fn frame_len(&self, align: usize) -> u64 {
         self.form.frame_len(self.len as usize, align)
     }
+
+    /// [`frame_len`](Self::frame_len) as a `usize`: exact, since a parsed length is at
+    /// most [`MAX_ENTRY_LEN`] (no `u64` arithmetic in the scan on 32-bit targets).
+    pub(crate) fn span(&self, align: usize) -> usize {
+        self.form.frame_len(self.len as usize, align) as usize
+    }
 }
 
 /// A sync marker's payload.

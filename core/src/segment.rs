@@ -201,7 +201,11 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
                 at += align;
                 continue;
             };
-            if h.kind == FrameKind::Entry && at as u64 + h.frame_len(align) <= self.extent as u64 {
+            if h.kind == FrameKind::Entry
+                && at
+                    .checked_add(h.span(align))
+                    .is_some_and(|end| end <= self.extent)
+            {
                 // Streamed through the window whatever the frame's size (a frame that
                 // fits the buffer is one read either way): one verification path.
                 for frame_id in [id, id.saturating_add(1)] {
@@ -335,7 +339,10 @@ where
         let header = w
             .get(pos, hl)
             .and_then(|b| FrameHeader::parse(b, form))
-            .filter(|h| (pos as u64) + h.frame_len(align) <= limit as u64)
+            .filter(|h| {
+                pos.checked_add(h.span(align))
+                    .is_some_and(|end| end <= limit)
+            })
             .filter(|h| !ordered || h.kind == FrameKind::Entry);
         w.check()?;
         let verified = match header {
@@ -386,7 +393,7 @@ where
         };
         match verified {
             // Fits below `limit` (checked above), so in `usize`.
-            Some(h) => pos += h.frame_len(align) as usize,
+            Some(h) => pos += h.span(align),
             None => {
                 // The first undecodable frame: decide what it is.
                 if sealed {
