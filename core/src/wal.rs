@@ -769,8 +769,15 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                 ));
             }
         }
-        let limit = self.limit(data_start);
-        if app.end() as u64 + app.due_marker_len(&self.st) + total <= limit {
+        // In `usize` (the limit is capped at the address space, see `limit`): the sum
+        // is checked instead of carried in `u64` registers on 32-bit targets.
+        let limit = self.limit(data_start) as usize;
+        let room = app
+            .end()
+            .checked_add(app.due_marker_len(&self.st) as usize)
+            .and_then(|e| e.checked_add(total as usize))
+            .is_some_and(|e| e <= limit);
+        if room {
             Ok((true, false))
         } else {
             // Rotate unless this would leave a segment without entries; either way
