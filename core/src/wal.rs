@@ -620,53 +620,52 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             &mut last,
             |_, _| Ok(()),
         )?;
-        let Some(layout) = layout else {
-            // No valid segment: a new log (or one whose only segment is a torn creation,
-            // which `create` replaces).
-            let seg = report.torn_at.map_or(FIRST_SEGMENT, |at| at.segment);
-            if report.torn_at.is_some() {
-                remove_torn_creation(&mut self.st, seg)?;
+        match layout {
+            None => {
+                // No valid segment: a new log (or one whose only segment is a torn
+                // creation, which `create` replaces). No segment exists then, so
+                // `create_segment` is `Appender::create` (ring mode finds nothing to
+                // remove), through the one place that installs the appender. Every
+                // field of the slot is set (a failed scan leaves it unspecified).
+                let seg = report.torn_at.map_or(FIRST_SEGMENT, |at| at.segment);
+                if report.torn_at.is_some() {
+                    remove_torn_creation(&mut self.st, seg)?;
+                }
+                last.kind = LogKind::Wal;
+                last.log_id = self.log_id;
+                last.segment = seg;
+                last.prev_end = 0;
+                last.form = new_log_form(&self.st);
             }
-            last = SegmentHeader {
-                kind: LogKind::Wal,
-                align_log2,
-                log_id: self.log_id,
-                segment: seg,
-                first_id: self.next_id,
-                prev_end: 0,
-                form: new_log_form(&self.st),
-            };
-            // No segment exists here, so this is `Appender::create` (ring mode finds
-            // nothing to remove), through the one place that installs the appender.
-            return self.create_segment(&last);
-        };
-        self.log_id = last.log_id;
-        self.next_id = report.next_id;
-        let room = (layout.end as u64) < self.limit(last.data_start());
-        if !layout.torn_header && layout.tail == Tail::Clean && self.st.resume_in_place() && room {
-            let mut app = Appender::resume(&last, layout.end);
-            app.has_entries = report.next_id > last.first_id;
-            self.state = State::Open(app);
-            return Ok(());
+            Some(layout) => {
+                self.log_id = last.log_id;
+                self.next_id = report.next_id;
+                let room = (layout.end as u64) < self.limit(last.data_start());
+                if !layout.torn_header
+                    && layout.tail == Tail::Clean
+                    && self.st.resume_in_place()
+                    && room
+                {
+                    let mut app = Appender::resume(&last, layout.end);
+                    app.has_entries = report.next_id > last.first_id;
+                    self.state = State::Open(app);
+                    return Ok(());
+                }
+                // Seal the last valid segment where its valid data ends and start the
+                // next one (replacing a torn creation). Its prefix must be durable before
+                // a successor header claims where it ends.
+                self.st.sync(last.segment).map_err(Error::Storage)?;
+                if layout.torn_header {
+                    remove_torn_creation(&mut self.st, last.segment + 1)?;
+                }
+                // The successor's header, in the same slot: a WAL segment (the scan
+                // checked) of the same log, keeping the frame form it was created with.
+                last.segment = next_segment(last.segment)?;
+                last.prev_end = layout.end as u64;
+            }
         }
-        // Seal the last valid segment where its valid data ends and start the next one
-        // (replacing a torn creation). Its prefix must be durable before a successor
-        // header claims where it ends.
-        self.st.sync(last.segment).map_err(Error::Storage)?;
-        if layout.torn_header {
-            remove_torn_creation(&mut self.st, last.segment + 1)?;
-        }
-        // The successor's header, in the same slot; a log keeps the frame form it was
-        // created with.
-        last = SegmentHeader {
-            kind: LogKind::Wal,
-            align_log2,
-            log_id: last.log_id,
-            segment: next_segment(last.segment)?,
-            first_id: self.next_id,
-            prev_end: layout.end as u64,
-            form: last.form,
-        };
+        last.align_log2 = align_log2;
+        last.first_id = self.next_id;
         self.create_segment(&last)
     }
 
