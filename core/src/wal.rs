@@ -96,14 +96,27 @@ pub struct ReplayReport {
 
 /// How an existing log ends, as found by a scan; the header of its last segment with a
 /// valid header (`last`) is in the scan's `last` slot. Its log id is `last.log_id` (every
-/// segment carries the same one) and its next entry id is the report's `next_id`.
+/// segment carries the same one).
 struct Layout {
+    /// The id the next appended entry gets.
+    next_id: u64,
     /// Offset just past the last valid frame of `last`.
     end: usize,
     /// How `last` ends.
     tail: Tail,
     /// Segment `last.segment + 1` exists with a torn header.
     torn_header: bool,
+}
+
+/// What a scan found: all the writer's open needs, small enough to come back in the
+/// scan's `Result` (the reader's [`ReplayReport`] is filled on the way, when given).
+enum Found {
+    /// No segment.
+    Empty,
+    /// The only segment, this one, is a torn creation.
+    TornOnly(u64),
+    /// A log with a valid segment.
+    Log(Layout),
 }
 
 /// What a scan delivers and what it may skip.
@@ -118,18 +131,18 @@ struct ScanRules {
     ring: bool,
 }
 
-/// Scans the whole log once (see [`ScanRules`]), filling `report` (which starts as
-/// [`ReplayReport::default`]); returns the log's layout if it has a valid segment, with
-/// the header of its last valid segment in `last`. (`last` is the caller's: a header held
+/// Scans the whole log once (see [`ScanRules`]), filling `report` if given (it starts as
+/// [`ReplayReport::default`]); returns what it found, with the header of the log's last
+/// valid segment in `last` if it has one. (`last` is the caller's: a header held
 /// in the scan's own frame would be spilled field by field around every call.)
 fn scan_log<S, B, F>(
     st: &mut S,
     buf: &mut B,
     rules: ScanRules,
-    report: &mut ReplayReport,
+    report: Option<&mut ReplayReport>,
     last: &mut SegmentHeader,
     mut on_entry: F,
-) -> Res<Option<Layout>, S>
+) -> Res<Found, S>
 where
     S: Storage,
     B: Buffer,
@@ -163,20 +176,33 @@ fn scan_log_dyn<S, B>(
     from_id: u64,
     covered: u64,
     ring: bool,
-    report: &mut ReplayReport,
+    mut report: Option<&mut ReplayReport>,
     cur: &mut SegmentHeader,
     succ: &mut SegmentHeader,
     on_entry: &mut segment::OnEntry<'_, S>,
-) -> Res<Option<Layout>, S>
+) -> Res<Found, S>
 where
     S: Storage,
     B: Buffer,
 {
-    let Some((last_seg, torn_header)) = scan_start(st, buf, ring, report, cur, succ)? else {
-        return Ok(None);
+    let (last_seg, torn_header) = match scan_start(st, buf, ring, report.as_deref_mut(), cur, succ)?
+    {
+        Start::Run(last_seg, torn_header) => (last_seg, torn_header),
+        Start::Empty => return Ok(Found::Empty),
+        Start::TornOnly(seg) => {
+            if let Some(r) = report {
+                r.torn_at = Some(Location {
+                    segment: seg,
+                    offset: 0,
+                });
+            }
+            return Ok(Found::TornOnly(seg));
+        }
     };
     let log_id = cur.log_id;
-    report.first_id = Some(cur.first_id);
+    if let Some(r) = report.as_deref_mut() {
+        r.first_id = Some(cur.first_id);
+    }
     let mut next_id = cur.first_id;
     loop {
         let n = cur.segment;
@@ -207,28 +233,35 @@ where
             Bound::Open
         };
         let end = segment::scan(st, buf, cur, bound, from_id, |id, payload| {
-            report.entries += 1;
-            report.payload_bytes += payload.len() as u64;
+            if let Some(r) = report.as_deref_mut() {
+                r.entries += 1;
+                r.payload_bytes += payload.len() as u64;
+            }
             on_entry(id, payload)
         })?;
-        report.segments += 1;
         next_id = end.next_id;
-        match sealed {
-            true => *cur = *succ,
-            false => {
-                report.next_id = next_id;
+        if let Some(r) = report.as_deref_mut() {
+            r.segments += 1;
+            if !sealed {
+                r.next_id = next_id;
                 if end.tail == Tail::Torn {
-                    report.torn_at = Some(Location {
+                    r.torn_at = Some(Location {
                         segment: n,
                         offset: end.end as u64,
                     });
                 } else if torn_header {
-                    report.torn_at = Some(Location {
+                    r.torn_at = Some(Location {
                         segment: n + 1,
                         offset: 0,
                     });
                 }
-                return Ok(Some(Layout {
+            }
+        }
+        match sealed {
+            true => *cur = *succ,
+            false => {
+                return Ok(Found::Log(Layout {
+                    next_id,
                     end: end.end,
                     tail: end.tail,
                     torn_header,
@@ -240,9 +273,8 @@ where
 
 /// The checks before the segment-by-segment pass of [`scan_log_dyn`]: the segments form
 /// a contiguous run, the highest one may be a torn creation, a ring may drop a damaged
-/// oldest one. Writes the first segment's header to `first_out`; returns the last
-/// segment with a valid header and whether a torn creation follows it; `None` (with `report.torn_at` set if the only
-/// segment is torn) when there is nothing to read. Kept out of line so that its
+/// oldest one (noted in `report` if given). Writes the first segment's header to
+/// `first_out`; returns what the pass has to read. Kept out of line so that its
 /// temporaries are not on the stack while the pass scans segments. `scratch`: a header
 /// slot of the caller's, free until the pass starts.
 #[inline(never)]
@@ -250,16 +282,16 @@ fn scan_start<S, B>(
     st: &mut S,
     buf: &mut B,
     ring: bool,
-    report: &mut ReplayReport,
+    report: Option<&mut ReplayReport>,
     first_out: &mut SegmentHeader,
     scratch: &mut SegmentHeader,
-) -> Res<Option<(u64, bool)>, S>
+) -> Res<Start, S>
 where
     S: Storage,
     B: Buffer,
 {
     let Some((lo, hi, count)) = segment_span(st).map_err(Error::Storage)? else {
-        return Ok(None);
+        return Ok(Start::Empty);
     };
     if count - 1 != hi - lo {
         let mut missing = lo;
@@ -282,18 +314,16 @@ where
             segment::check_torn_header(st, buf, hi, true)?;
             torn_header = true;
             if hi == lo {
-                report.torn_at = Some(Location {
-                    segment: hi,
-                    offset: 0,
-                });
-                return Ok(None);
+                return Ok(Start::TornOnly(hi));
             }
             last_seg = hi - 1;
         }
     }
     if ring && lo < last_seg && !oldest_is_sound(st, buf, first.then_some(&*first_out), lo)? {
         // The overwrite of a full ring was cut while erasing its oldest segment.
-        report.dropped_oldest = true;
+        if let Some(r) = report {
+            r.dropped_oldest = true;
+        }
         lo += 1;
         first = segment::read_header_into(st, lo, first_out)?;
     }
@@ -306,7 +336,17 @@ where
     if first_out.segment != lo {
         return Err(Error::corrupt(lo, 0, Corruption::SegmentNumberMismatch));
     }
-    Ok(Some((last_seg, torn_header)))
+    Ok(Start::Run(last_seg, torn_header))
+}
+
+/// What [`scan_start`] found.
+enum Start {
+    /// No segment.
+    Empty,
+    /// The only segment, this one, is a torn creation.
+    TornOnly(u64),
+    /// Segments up to this one have valid headers; whether a torn creation follows.
+    Run(u64, bool),
 }
 
 /// Whether the oldest segment `lo` of a ring (not its final segment) has a valid header
@@ -441,7 +481,14 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
             ring: ring_mode(self.ring),
         };
         let mut last = NO_HEADER;
-        scan_log(&mut self.st, &mut self.buf, rules, report, &mut last, f)?;
+        scan_log(
+            &mut self.st,
+            &mut self.buf,
+            rules,
+            Some(report),
+            &mut last,
+            f,
+        )?;
         match (mode, report.torn_at) {
             (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
             _ => Ok(()),
@@ -610,36 +657,38 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             covered: self.covered_through,
             ring: ring_mode(self.ring),
         };
-        let mut report = ReplayReport::default();
         let mut last = NO_HEADER;
-        let layout = scan_log(
+        let found = scan_log(
             &mut self.st,
             &mut self.buf,
             rules,
-            &mut report,
+            None,
             &mut last,
             |_, _| Ok(()),
         )?;
-        match layout {
-            None => {
+        match found {
+            Found::Empty | Found::TornOnly(_) => {
                 // No valid segment: a new log (or one whose only segment is a torn
                 // creation, which `create` replaces). No segment exists then, so
                 // `create_segment` is `Appender::create` (ring mode finds nothing to
                 // remove), through the one place that installs the appender. Every
                 // field of the slot is set (a failed scan leaves it unspecified).
-                let seg = report.torn_at.map_or(FIRST_SEGMENT, |at| at.segment);
-                if report.torn_at.is_some() {
-                    remove_torn_creation(&mut self.st, seg)?;
-                }
+                let seg = match found {
+                    Found::TornOnly(seg) => {
+                        remove_torn_creation(&mut self.st, seg)?;
+                        seg
+                    }
+                    _ => FIRST_SEGMENT,
+                };
                 last.kind = LogKind::Wal;
                 last.log_id = self.log_id;
                 last.segment = seg;
                 last.prev_end = 0;
                 last.form = new_log_form(&self.st);
             }
-            Some(layout) => {
+            Found::Log(layout) => {
                 self.log_id = last.log_id;
-                self.next_id = report.next_id;
+                self.next_id = layout.next_id;
                 let room = (layout.end as u64) < self.limit(last.data_start());
                 if !layout.torn_header
                     && layout.tail == Tail::Clean
@@ -647,7 +696,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                     && room
                 {
                     let mut app = Appender::resume(&last, layout.end);
-                    app.has_entries = report.next_id > last.first_id;
+                    app.has_entries = layout.next_id > last.first_id;
                     self.state = State::Open(app);
                     return Ok(());
                 }
