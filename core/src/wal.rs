@@ -622,11 +622,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             State::Open(_) => Ok(()),
             State::Poisoned => Err(Error::Poisoned),
             State::Unopened => {
-                let r = self.open_log();
-                if r.is_err() {
-                    self.state = State::Poisoned;
-                }
-                r
+                // Poisoned unless the open succeeds (`open_log` installs the appender
+                // last): its result is then returned as it is, with no copy kept here.
+                self.state = State::Poisoned;
+                self.open_log()
             }
         }
     }
