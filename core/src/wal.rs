@@ -133,14 +133,15 @@ struct ScanRules {
 
 /// Scans the whole log once (see [`ScanRules`]), filling `report` if given (it starts as
 /// [`ReplayReport::default`]); returns what it found, with the header of the log's last
-/// valid segment in `last` if it has one. (`last` is the caller's: a header held
-/// in the scan's own frame would be spilled field by field around every call.)
+/// valid segment in `slots[0]` if it has one; `slots[1]` holds its successor's header
+/// while the pass runs. (The slots are the caller's: a header held in the scan's own
+/// frame would be spilled field by field around every call; one pointer for both.)
 fn scan_log<S, B, F>(
     st: &mut S,
     buf: &mut B,
     rules: ScanRules,
     report: Option<&mut ReplayReport>,
-    last: &mut SegmentHeader,
+    slots: &mut [SegmentHeader; 2],
     mut on_entry: F,
 ) -> Res<Found, S>
 where
@@ -153,19 +154,22 @@ where
         covered,
         ring,
     } = rules;
-    // The successor's header slot, kept here rather than in the scan's own frame.
-    let mut succ = NO_HEADER;
     scan_log_dyn(
         st,
         buf,
+        ring,
         from_id,
         covered,
-        ring,
         report,
-        last,
-        &mut succ,
+        slots,
         &mut on_entry,
     )
+}
+
+/// Empty header slots for [`scan_log`], filled in one place for every caller.
+#[inline(never)]
+fn no_slots() -> [SegmentHeader; 2] {
+    [NO_HEADER; 2]
 }
 
 /// The body of [`scan_log`]: one copy per storage type.
@@ -173,18 +177,18 @@ where
 fn scan_log_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
+    ring: bool,
     from_id: u64,
     covered: u64,
-    ring: bool,
     mut report: Option<&mut ReplayReport>,
-    cur: &mut SegmentHeader,
-    succ: &mut SegmentHeader,
+    slots: &mut [SegmentHeader; 2],
     on_entry: &mut segment::OnEntry<'_, S>,
 ) -> Res<Found, S>
 where
     S: Storage,
     B: Buffer,
 {
+    let [cur, succ] = slots;
     let (last_seg, torn_header) = match scan_start(st, buf, ring, report.as_deref_mut(), cur, succ)?
     {
         Start::Run(last_seg, torn_header) => (last_seg, torn_header),
@@ -480,13 +484,13 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
             covered,
             ring: ring_mode(self.ring),
         };
-        let mut last = NO_HEADER;
+        let mut slots = no_slots();
         scan_log(
             &mut self.st,
             &mut self.buf,
             rules,
             Some(report),
-            &mut last,
+            &mut slots,
             f,
         )?;
         match (mode, report.torn_at) {
@@ -656,15 +660,16 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             covered: self.covered_through,
             ring: ring_mode(self.ring),
         };
-        let mut last = NO_HEADER;
+        let mut slots = no_slots();
         let found = scan_log(
             &mut self.st,
             &mut self.buf,
             rules,
             None,
-            &mut last,
+            &mut slots,
             |_, _| Ok(()),
         )?;
+        let last = &mut slots[0];
         match found {
             Found::Empty | Found::TornOnly(_) => {
                 // No valid segment: a new log (or one whose only segment is a torn
@@ -694,7 +699,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
                     && self.st.resume_in_place()
                     && room
                 {
-                    let mut app = Appender::resume(&last, layout.end);
+                    let mut app = Appender::resume(last, layout.end);
                     app.has_entries = layout.next_id > last.first_id;
                     self.state = State::Open(app);
                     return Ok(());
@@ -714,7 +719,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         }
         last.align_log2 = align_log2;
         last.first_id = self.next_id;
-        self.create_segment(&last)
+        self.create_segment(last)
     }
 
     /// Creates the next segment and appends to it from now on; in ring mode, removes the
