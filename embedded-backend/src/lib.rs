@@ -596,8 +596,10 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
         }
         // Below `ERASE_SIZE`: exact as a usize.
         let offset = offset as usize;
+        // A split, not a range slice: no outlined, bounds-checked call (`n <= len`).
         let n = buf.len().min(F::ERASE_SIZE - offset);
-        self.read_in_unit(unit, offset, &mut buf[..n])?;
+        let (now, _) = buf.split_at_mut_checked(n).unwrap_or((&mut [], &mut []));
+        self.read_in_unit(unit, offset, now)?;
         Ok(n)
     }
 
