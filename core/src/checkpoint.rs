@@ -225,9 +225,26 @@ impl CheckpointHeader {
     /// [`parse`](Self::parse) into `self` (unchanged on error): no header-sized
     /// result to copy.
     fn parse_into(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
-        let b = bytes
-            .get(..field::HEADER_LEN)
-            .ok_or(CheckpointError::Short)?;
+        let (b, len) = Self::check(bytes)?;
+        *self = CheckpointHeader {
+            log_id: le_u64(&b[field::LOG_ID]),
+            seq: le_u64(&b[field::SEQ]),
+            last_id: le_u64(&b[field::LAST_ID]),
+            len,
+            crc: le_u32(&b[field::CRC]),
+        };
+        Ok(())
+    }
+
+    /// The sequence number of a header that parses, checked in place (no header value
+    /// built).
+    pub(crate) fn seq_of(bytes: &[u8]) -> Result<u64, CheckpointError> {
+        Self::check(bytes).map(|(b, _)| le_u64(&b[field::SEQ]))
+    }
+
+    /// Validates a header in place; returns its bytes and payload length.
+    fn check(bytes: &[u8]) -> Result<(&[u8; field::HEADER_LEN], u32), CheckpointError> {
+        let b: &[u8; field::HEADER_LEN] = bytes.first_chunk().ok_or(CheckpointError::Short)?;
         if b[field::MAGIC] != MAGIC
             || b[field::KIND] != 1
             || b[field::RESERVED] != [0, 0]
@@ -242,14 +259,7 @@ impl CheckpointHeader {
         if len > MAX_CHECKPOINT_LEN {
             return Err(CheckpointError::TooLarge(len));
         }
-        *self = CheckpointHeader {
-            log_id: le_u64(&b[field::LOG_ID]),
-            seq: le_u64(&b[field::SEQ]),
-            last_id: le_u64(&b[field::LAST_ID]),
-            len,
-            crc: le_u32(&b[field::CRC]),
-        };
-        Ok(())
+        Ok((b, len))
     }
 
     /// Checks `payload` against the stored checksum.

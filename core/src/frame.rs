@@ -306,7 +306,25 @@ impl SegmentHeader {
     /// [`parse`](Self::parse) into `self` (no header-sized temporary on the caller's
     /// stack); `self` is unchanged on error.
     pub fn parse_into(&mut self, bytes: &[u8]) -> Result<(), HeaderError> {
-        let b = bytes.get(..header::LEN).ok_or(HeaderError::Short)?;
+        let (b, kind, form) = Self::check(bytes)?;
+        self.kind = kind;
+        self.align_log2 = b[header::ALIGN_LOG2];
+        self.log_id = le_u64(&b[header::LOG_ID]);
+        self.segment = le_u64(&b[header::SEGMENT]);
+        self.first_id = le_u64(&b[header::FIRST_ID]);
+        self.prev_end = le_u64(&b[header::PREV_END]);
+        self.form = form;
+        Ok(())
+    }
+
+    /// The segment number of a valid header, checked in place (no header value built).
+    pub(crate) fn segment_of(bytes: &[u8]) -> Result<u64, HeaderError> {
+        Self::check(bytes).map(|(b, _, _)| le_u64(&b[header::SEGMENT]))
+    }
+
+    /// Validates a header in place: its bytes, kind and frame form.
+    fn check(bytes: &[u8]) -> Result<(&[u8; header::LEN], LogKind, FrameForm), HeaderError> {
+        let b: &[u8; header::LEN] = bytes.first_chunk().ok_or(HeaderError::Short)?;
         if b[header::MAGIC] != MAGIC {
             return Err(HeaderError::Invalid);
         }
@@ -323,21 +341,13 @@ impl SegmentHeader {
             2 => LogKind::RecordLog,
             _ => return Err(HeaderError::Invalid),
         };
-        let align_log2 = b[header::ALIGN_LOG2];
-        if (1usize << align_log2.min(31)) > MAX_ALIGN
+        if (1usize << b[header::ALIGN_LOG2].min(31)) > MAX_ALIGN
             || b[header::RESERVED0] != 0
             || b[header::RESERVED1] != [0; 4]
         {
             return Err(HeaderError::Invalid);
         }
-        self.kind = kind;
-        self.align_log2 = align_log2;
-        self.log_id = le_u64(&b[header::LOG_ID]);
-        self.segment = le_u64(&b[header::SEGMENT]);
-        self.first_id = le_u64(&b[header::FIRST_ID]);
-        self.prev_end = le_u64(&b[header::PREV_END]);
-        self.form = form;
-        Ok(())
+        Ok((b, kind, form))
     }
 }
 

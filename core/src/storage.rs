@@ -221,13 +221,15 @@ pub const IDENTIFY_LEN: usize = crate::checkpoint::field::HEADER_LEN;
 pub fn identify_segment(bytes: &[u8]) -> SegmentIdentity {
     use crate::checkpoint::{CheckpointError, CheckpointHeader};
     use crate::frame::{HeaderError, SegmentHeader};
-    match SegmentHeader::parse(bytes) {
-        Ok(h) => return SegmentIdentity::Segment(h.segment),
+    // Both headers are checked in place and only the number is read (no header values
+    // on the mount's stack); a checkpoint's `seq` sits where a segment's number does.
+    match SegmentHeader::segment_of(bytes) {
+        Ok(segment) => return SegmentIdentity::Segment(segment),
         Err(HeaderError::Version(v)) => return SegmentIdentity::UnsupportedVersion(v),
         Err(_) => {}
     }
-    match CheckpointHeader::parse(bytes) {
-        Ok(h) => SegmentIdentity::Segment(h.seq),
+    match CheckpointHeader::seq_of(bytes) {
+        Ok(seq) => SegmentIdentity::Segment(seq),
         Err(CheckpointError::Version(v)) => SegmentIdentity::UnsupportedVersion(v),
         Err(_) => SegmentIdentity::Unknown,
     }
