@@ -203,67 +203,69 @@ where
             return Ok(Found::TornOnly(seg));
         }
     };
-    let log_id = cur.log_id;
     if let Some(r) = report.as_deref_mut() {
         r.first_id = Some(cur.first_id);
     }
     let mut next_id = cur.first_id;
     loop {
         let n = cur.segment;
-        if cur.kind != LogKind::Wal || cur.log_id != log_id {
+        // Every segment carries the first one's log id: checked between neighbours
+        // (below), so no copy of it is kept across the loop.
+        if cur.kind != LogKind::Wal {
             return Err(Error::corrupt(n, 0, Corruption::ForeignSegment));
         }
         if cur.first_id != next_id {
             return Err(Error::corrupt(n, 0, Corruption::EntryIdGap));
         }
         let sealed = n < last_seg;
-        let bound = if sealed {
+        let skip = if sealed {
             if !segment::read_header_into(st, n + 1, succ)? {
                 return Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
             }
             if succ.segment != n + 1 {
                 return Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
             }
-            if covered > 0 && succ.first_id <= covered.saturating_add(1) && succ.first_id >= next_id
-            {
-                // Wholly covered by a checkpoint: the successor's header says where
-                // the ids continue; the body is never needed again.
-                next_id = succ.first_id;
-                *cur = *succ;
-                continue;
-            }
-            Bound::Sealed(succ.prev_end)
+            // `first_id - 1 <= covered`: the same as `first_id <= covered + 1` (also at
+            // 0 and `u64::MAX`), without a sum kept live across the loop.
+            covered > 0 && succ.first_id.saturating_sub(1) <= covered && succ.first_id >= next_id
         } else {
-            Bound::Open
+            false
         };
-        let end = segment::scan(st, buf, cur, bound, from_id, |id, payload| {
+        if skip {
+            // Wholly covered by a checkpoint: the successor's header says where the ids
+            // continue; the body is never needed again.
+            next_id = succ.first_id;
+        } else {
+            let bound = match sealed {
+                true => Bound::Sealed(succ.prev_end),
+                false => Bound::Open,
+            };
+            let end = segment::scan(st, buf, cur, bound, from_id, |id, payload| {
+                if let Some(r) = report.as_deref_mut() {
+                    r.entries += 1;
+                    r.payload_bytes += payload.len() as u64;
+                }
+                on_entry(id, payload)
+            })?;
+            next_id = end.next_id;
             if let Some(r) = report.as_deref_mut() {
-                r.entries += 1;
-                r.payload_bytes += payload.len() as u64;
-            }
-            on_entry(id, payload)
-        })?;
-        next_id = end.next_id;
-        if let Some(r) = report.as_deref_mut() {
-            r.segments += 1;
-            if !sealed {
-                r.next_id = next_id;
-                if end.tail == Tail::Torn {
-                    r.torn_at = Some(Location {
-                        segment: n,
-                        offset: end.end as u64,
-                    });
-                } else if torn_header {
-                    r.torn_at = Some(Location {
-                        segment: n + 1,
-                        offset: 0,
-                    });
+                r.segments += 1;
+                if !sealed {
+                    r.next_id = next_id;
+                    if end.tail == Tail::Torn {
+                        r.torn_at = Some(Location {
+                            segment: n,
+                            offset: end.end as u64,
+                        });
+                    } else if torn_header {
+                        r.torn_at = Some(Location {
+                            segment: n + 1,
+                            offset: 0,
+                        });
+                    }
                 }
             }
-        }
-        match sealed {
-            true => *cur = *succ,
-            false => {
+            if !sealed {
                 return Ok(Found::Log(Layout {
                     next_id,
                     end: end.end,
@@ -272,6 +274,10 @@ where
                 }));
             }
         }
+        if succ.log_id != cur.log_id {
+            return Err(Error::corrupt(n + 1, 0, Corruption::ForeignSegment));
+        }
+        *cur = *succ;
     }
 }
 
