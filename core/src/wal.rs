@@ -206,17 +206,11 @@ where
     if let Some(r) = report.as_deref_mut() {
         r.first_id = Some(cur.first_id);
     }
-    let mut next_id = cur.first_id;
+    // `scan_start` checked the first segment; each successor is checked against its
+    // predecessor before the pass moves to it (the same log, ids continuing), so
+    // nothing but the two header slots is kept across the loop.
     loop {
         let n = cur.segment;
-        // Every segment carries the first one's log id: checked between neighbours
-        // (below), so no copy of it is kept across the loop.
-        if cur.kind != LogKind::Wal {
-            return Err(Error::corrupt(n, 0, Corruption::ForeignSegment));
-        }
-        if cur.first_id != next_id {
-            return Err(Error::corrupt(n, 0, Corruption::EntryIdGap));
-        }
         let sealed = n < last_seg;
         let skip = if sealed {
             if !segment::read_header_into(st, n + 1, succ)? {
@@ -227,14 +221,16 @@ where
             }
             // `first_id - 1 <= covered`: the same as `first_id <= covered + 1` (also at
             // 0 and `u64::MAX`), without a sum kept live across the loop.
-            covered > 0 && succ.first_id.saturating_sub(1) <= covered && succ.first_id >= next_id
+            covered > 0
+                && succ.first_id.saturating_sub(1) <= covered
+                && succ.first_id >= cur.first_id
         } else {
             false
         };
-        if skip {
+        let next_id = if skip {
             // Wholly covered by a checkpoint: the successor's header says where the ids
             // continue; the body is never needed again.
-            next_id = succ.first_id;
+            succ.first_id
         } else {
             let bound = match sealed {
                 true => Bound::Sealed(succ.prev_end),
@@ -247,11 +243,10 @@ where
                 }
                 on_entry(id, payload)
             })?;
-            next_id = end.next_id;
             if let Some(r) = report.as_deref_mut() {
                 r.segments += 1;
                 if !sealed {
-                    r.next_id = next_id;
+                    r.next_id = end.next_id;
                     if end.tail == Tail::Torn {
                         r.torn_at = Some(Location {
                             segment: n,
@@ -267,15 +262,19 @@ where
             }
             if !sealed {
                 return Ok(Found::Log(Layout {
-                    next_id,
+                    next_id: end.next_id,
                     end: end.end,
                     tail: end.tail,
                     torn_header,
                 }));
             }
-        }
-        if succ.log_id != cur.log_id {
+            end.next_id
+        };
+        if succ.kind != LogKind::Wal || succ.log_id != cur.log_id {
             return Err(Error::corrupt(n + 1, 0, Corruption::ForeignSegment));
+        }
+        if succ.first_id != next_id {
+            return Err(Error::corrupt(n + 1, 0, Corruption::EntryIdGap));
         }
         *cur = *succ;
     }
