@@ -127,8 +127,18 @@ struct ScanRules {
     /// Segments whose entries all have ids `<= covered` (known from the successor's
     /// header) are not read; 0 reads and verifies every segment.
     covered: u64,
+    /// How the pass ends and what it forgives.
+    modes: Modes,
+}
+
+/// The two flags of a scan, passed together in one register.
+#[derive(Clone, Copy)]
+struct Modes {
     /// A ring log: a damaged oldest segment is dropped instead of reported.
     ring: bool,
+    /// Strict replay: a torn tail (recorded in the report, so only with one) is
+    /// [`Error::TornTail`] once every entry before it has been delivered.
+    strict: bool,
 }
 
 /// Scans the whole log once (see [`ScanRules`]), filling `report` if given (it starts as
@@ -152,18 +162,26 @@ where
     let ScanRules {
         from_id,
         covered,
-        ring,
+        modes,
     } = rules;
     scan_log_dyn(
         st,
         buf,
-        ring,
+        modes,
         from_id,
         covered,
         report,
         slots,
         &mut on_entry,
     )
+}
+
+/// How a replay that filled `report` ends: strict mode refuses a torn tail.
+fn strict_end<E>(modes: Modes, report: &ReplayReport) -> Result<(), Error<E>> {
+    match (modes.strict, report.torn_at) {
+        (true, Some(at)) => Err(Error::TornTail { at }),
+        _ => Ok(()),
+    }
 }
 
 /// Empty header slots for [`scan_log`], filled in one place for every caller.
@@ -177,7 +195,7 @@ fn no_slots() -> [SegmentHeader; 2] {
 fn scan_log_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
-    ring: bool,
+    modes: Modes,
     from_id: u64,
     covered: u64,
     mut report: Option<&mut ReplayReport>,
@@ -189,20 +207,21 @@ where
     B: Buffer,
 {
     let [cur, succ] = slots;
-    let (last_seg, torn_header) = match scan_start(st, buf, ring, report.as_deref_mut(), cur, succ)?
-    {
-        Start::Run(last_seg, torn_header) => (last_seg, torn_header),
-        Start::Empty => return Ok(Found::Empty),
-        Start::TornOnly(seg) => {
-            if let Some(r) = report {
-                r.torn_at = Some(Location {
-                    segment: seg,
-                    offset: 0,
-                });
+    let (last_seg, torn_header) =
+        match scan_start(st, buf, modes.ring, report.as_deref_mut(), cur, succ)? {
+            Start::Run(last_seg, torn_header) => (last_seg, torn_header),
+            Start::Empty => return Ok(Found::Empty),
+            Start::TornOnly(seg) => {
+                if let Some(r) = report {
+                    r.torn_at = Some(Location {
+                        segment: seg,
+                        offset: 0,
+                    });
+                    strict_end(modes, r)?;
+                }
+                return Ok(Found::TornOnly(seg));
             }
-            return Ok(Found::TornOnly(seg));
-        }
-    };
+        };
     if let Some(r) = report.as_deref_mut() {
         r.first_id = Some(cur.first_id);
     }
@@ -258,6 +277,7 @@ where
                             offset: 0,
                         });
                     }
+                    strict_end(modes, r)?;
                 }
             }
             if !sealed {
@@ -487,7 +507,10 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
         let rules = ScanRules {
             from_id: from,
             covered,
-            ring: ring_mode(self.ring),
+            modes: Modes {
+                ring: ring_mode(self.ring),
+                strict: mode == ReadMode::Strict,
+            },
         };
         let mut slots = no_slots();
         scan_log(
@@ -498,10 +521,7 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
             &mut slots,
             f,
         )?;
-        match (mode, report.torn_at) {
-            (ReadMode::Strict, Some(at)) => Err(Error::TornTail { at }),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// Gives back the storage and buffer.
@@ -663,7 +683,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         let rules = ScanRules {
             from_id: u64::MAX,
             covered: self.covered_through,
-            ring: ring_mode(self.ring),
+            modes: Modes {
+                ring: ring_mode(self.ring),
+                strict: false,
+            },
         };
         let mut slots = no_slots();
         let found = scan_log(
