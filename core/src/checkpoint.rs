@@ -483,7 +483,7 @@ impl<S: Storage> CheckpointStore<S> {
         let refuse = buf.is_some() && !fits;
         let mut chunk: &mut [u8] = match buf {
             // The whole payload in one read, straight into the caller's buffer.
-            Some(b) if fits => &mut b.bytes_mut()[..len],
+            Some(b) if fits => b.bytes_mut().get_mut(..len).unwrap_or_default(),
             _ => &mut head,
         };
         // One read loop, two passes: the payload, hashed; then the bytes past its
@@ -494,15 +494,16 @@ impl<S: Storage> CheckpointStore<S> {
             let to = if hashing { end } else { extent };
             while at < to {
                 let want = chunk.len().min((to - at) as usize);
-                let got = self
-                    .st
-                    .read(seq, at, &mut chunk[..want])
-                    .map_err(Error::Storage)?;
-                if got == 0 {
+                let Some(part) = chunk.get_mut(..want) else {
                     break;
-                }
+                };
+                let got = self.st.read(seq, at, part).map_err(Error::Storage)?;
+                // A read of nothing (or, from a broken backend, of more than asked)
+                // ends the pass; the checks below judge what was read.
+                let Some(bytes) = part.get(..got).filter(|_| got > 0) else {
+                    break;
+                };
                 at += got as u64;
-                let bytes = &chunk[..got];
                 if hashing {
                     crc.update(bytes);
                 } else if bytes.iter().any(|&b| b != unwritten) {
