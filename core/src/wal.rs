@@ -176,11 +176,19 @@ where
     )
 }
 
-/// How a replay that filled `report` ends: strict mode refuses a torn tail.
-fn strict_end<E>(modes: Modes, report: &ReplayReport) -> Result<(), Error<E>> {
-    match (modes.strict, report.torn_at) {
-        (true, Some(at)) => Err(Error::TornTail { at }),
-        _ => Ok(()),
+/// Records in `report` that the replay's prefix was cut at `segment`, `offset`; strict
+/// mode refuses it (after every entry before it was delivered).
+fn torn_end<E>(
+    modes: Modes,
+    report: &mut ReplayReport,
+    segment: u64,
+    offset: u64,
+) -> Result<(), Error<E>> {
+    let at = Location { segment, offset };
+    report.torn_at = Some(at);
+    match modes.strict {
+        true => Err(Error::TornTail { at }),
+        false => Ok(()),
     }
 }
 
@@ -213,11 +221,7 @@ where
             Start::Empty => return Ok(Found::Empty),
             Start::TornOnly(seg) => {
                 if let Some(r) = report {
-                    r.torn_at = Some(Location {
-                        segment: seg,
-                        offset: 0,
-                    });
-                    strict_end(modes, r)?;
+                    torn_end(modes, r, seg, 0)?;
                 }
                 return Ok(Found::TornOnly(seg));
             }
@@ -267,17 +271,10 @@ where
                 if !sealed {
                     r.next_id = end.next_id;
                     if end.tail == Tail::Torn {
-                        r.torn_at = Some(Location {
-                            segment: n,
-                            offset: end.end as u64,
-                        });
+                        torn_end(modes, r, n, end.end as u64)?;
                     } else if torn_header {
-                        r.torn_at = Some(Location {
-                            segment: n + 1,
-                            offset: 0,
-                        });
+                        torn_end(modes, r, n + 1, 0)?;
                     }
-                    strict_end(modes, r)?;
                 }
             }
             if !sealed {
