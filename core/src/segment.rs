@@ -364,7 +364,9 @@ where
                     }
                     ok
                 } else if let Some(bytes) = w.get(pos, total) {
-                    let payload = &bytes[hl..];
+                    // `get`, not a range slice (an outlined, bounds-checked call at
+                    // opt-level `z`): `bytes` is the whole frame, longer than `hl`.
+                    let payload = bytes.get(hl..).unwrap_or_default();
                     let ok = h.verify(&seal, frame_id, payload);
                     if ok && entry && id >= deliver_from {
                         on_entry(id, payload)?;
