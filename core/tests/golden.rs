@@ -18,7 +18,11 @@ const LOG_ID: u64 = 0x0123_4567_89AB_CDEF;
 
 /// `hello`, empty, sync, `x`, flush.
 fn golden_wal(ws: usize) -> MemStorage {
-    let mut st = MemStorage::with_write_size(ws);
+    golden_wal_on(MemStorage::with_write_size(ws))
+}
+
+/// The golden log's appends on `st`.
+fn golden_wal_on(mut st: MemStorage) -> MemStorage {
     let mut w = WalWriter::new(&mut st, vec![0u8; 64], WalConfig::new(LOG_ID));
     assert_eq!(w.append(b"hello").unwrap(), 1);
     assert_eq!(w.append(b"").unwrap(), 2);
@@ -75,15 +79,7 @@ fn golden_wal_segment_write_size_4() {
 
 /// The same log on a medium that asks for short frames (format version 2).
 fn golden_wal_short(ws: usize) -> MemStorage {
-    let mut st = MemStorage::with_write_size(ws).with_short_frames(true);
-    let mut w = WalWriter::new(&mut st, vec![0u8; 64], WalConfig::new(LOG_ID));
-    assert_eq!(w.append(b"hello").unwrap(), 1);
-    assert_eq!(w.append(b"").unwrap(), 2);
-    w.sync().unwrap();
-    assert_eq!(w.append(b"x").unwrap(), 3);
-    w.flush().unwrap();
-    drop(w);
-    st
+    golden_wal_on(MemStorage::with_write_size(ws).with_short_frames(true))
 }
 
 const GOLDEN_WAL_SHORT_WS4: &str = "
