@@ -23,6 +23,15 @@
 //! call wrapper, the same report printed with the same formats (values hidden from the
 //! optimizer), and a reachable panic handler. The size delta is then the library.
 //!
+//! # The `seqstore` build (comparison)
+//!
+//! With the `seqstore` feature (exclusive with `empty`) the same harness runs
+//! sequential-storage 8.0.2's queue over the same `RamFlash` and geometry instead: push
+//! entries 1..=18 (same payloads), then iterate them back on a fresh handle checking every
+//! payload, then `peek`; each library call measured by [`lib`] like ours. Its delta over
+//! `empty` is comparable to the full build's, with a smaller workload (no cut, replay of
+//! a torn tail, resume, checkpoint or recovery); see `work` in that build.
+//!
 //! # How stack is measured
 //!
 //! Every durability call runs inside [`lib`], which calls it through `&mut dyn FnMut()`
@@ -86,7 +95,7 @@ impl<T, E> OrFail<T> for Result<T, E> {
 
 /// The kinds of measured calls (the report lists the peak of each).
 #[derive(Clone, Copy)]
-#[cfg_attr(feature = "empty", allow(dead_code))]
+#[cfg_attr(any(feature = "empty", feature = "seqstore"), allow(dead_code))]
 enum Call {
     /// `FlashStorage::new_in` (mount) in the full build, the flash driver in the baseline.
     Mount,
@@ -105,7 +114,11 @@ enum Call {
     Recover,
 }
 
+#[cfg(all(feature = "empty", feature = "seqstore"))]
+compile_error!("features `empty` and `seqstore` are exclusive");
+
 /// Names of [`Call`], in order.
+#[cfg(not(feature = "seqstore"))]
 const CALLS: [&str; 11] = [
     "mount (FlashStorage::new_in)",
     "WalWriter::open",
@@ -118,6 +131,22 @@ const CALLS: [&str; 11] = [
     "lifecycle::publish",
     "CheckpointStore::latest",
     "lifecycle::recover",
+];
+
+/// Names of [`Call`] in the `seqstore` build: the sequential-storage call each slot measures.
+#[cfg(feature = "seqstore")]
+const CALLS: [&str; 11] = [
+    "QueueStorage::new",
+    "QueueStorage::iter",
+    "QueueStorage::push",
+    "-",
+    "-",
+    "-",
+    "-",
+    "QueueIterator::next",
+    "-",
+    "QueueStorage::peek",
+    "-",
 ];
 
 /// Runs one library call under [`stack::measure`] and returns its result.
@@ -181,6 +210,7 @@ mod flash {
             }
         }
 
+        #[cfg_attr(feature = "seqstore", allow(dead_code))]
         pub fn memory_mut(&mut self) -> &mut [u8] {
             self.mem
         }
@@ -553,7 +583,7 @@ type Flash = flash::RamFlash;
 
 /// Everything large lives in static memory, taken once. (The baseline keeps the
 /// library's buffers unused, so that .bss compares too.)
-#[cfg_attr(feature = "empty", allow(dead_code))]
+#[cfg_attr(any(feature = "empty", feature = "seqstore"), allow(dead_code))]
 struct Mem<P: 'static> {
     wal: Option<P>,
     cp: Option<P>,
@@ -578,7 +608,7 @@ fn flashes() -> (&'static mut Flash, &'static mut Flash) {
     (wal, cp)
 }
 
-#[cfg(not(feature = "empty"))]
+#[cfg(not(any(feature = "empty", feature = "seqstore")))]
 mod work {
     use super::{check, fail, lib, payload, payload_ok, Call, Flash, OrFail, Outcome, State};
     use super::{CP_UNITS, WAL_UNITS};
@@ -944,6 +974,161 @@ mod work {
     }
 }
 
+/// The same harness running sequential-storage's queue (feature `seqstore`): entries
+/// 1..=18 pushed (each push as durable on return as an append + sync), then a fresh
+/// `QueueStorage` over the same flash (a reboot: new uncached cache) iterates them back
+/// and every payload is checked, then `peek` returns the oldest. Its `pop` needs
+/// `MultiwriteNorFlash` (it reprograms an item header), which `RamFlash` refuses to be, so
+/// reading back is the non-destructive iterator. The crate is async-only: [`Async`](work::Async)
+/// forwards its async `NorFlash` to the blocking driver and `embassy_futures::block_on`
+/// polls each call; both are part of this build's size delta (a few dozen bytes).
+#[cfg(feature = "seqstore")]
+mod work {
+    use super::{check, fail, lib, payload, payload_ok, Call, Flash, OrFail, Outcome, State};
+    use crate::stack::end_phase;
+    use core::hint::black_box;
+    use embassy_futures::block_on;
+    use embedded_storage::nor_flash::{NorFlash as _, ReadNorFlash as _};
+    use sequential_storage::cache::{Cache, Uncached};
+    use sequential_storage::queue::{QueueConfig, QueueStorage};
+
+    type Mem = super::Mem<&'static mut Flash>;
+
+    /// sequential-storage's async flash traits over the blocking RamFlash.
+    pub struct Async<'a>(&'a mut Flash);
+
+    impl embedded_storage::nor_flash::ErrorType for Async<'_> {
+        type Error = super::flash::RamFlashError;
+    }
+
+    impl embedded_storage_async::nor_flash::ReadNorFlash for Async<'_> {
+        const READ_SIZE: usize = 1;
+        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+            self.0.read(offset, bytes)
+        }
+        fn capacity(&self) -> usize {
+            self.0.capacity()
+        }
+    }
+
+    impl embedded_storage_async::nor_flash::NorFlash for Async<'_> {
+        const WRITE_SIZE: usize = super::flash::WORD;
+        const ERASE_SIZE: usize = super::flash::ERASE;
+        async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+            self.0.erase(from, to)
+        }
+        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+            self.0.write(offset, bytes)
+        }
+    }
+
+    type Queue<'a> = QueueStorage<Async<'a>, Cache<Uncached, Uncached, Uncached>>;
+
+    const RANGE: core::ops::Range<u32> = 0..(super::WAL_UNITS * super::flash::ERASE) as u32;
+
+    #[inline(never)]
+    fn mount(f: &mut Flash) -> Queue<'_> {
+        lib(Call::Mount, || {
+            QueueStorage::new(
+                Async(f),
+                const { QueueConfig::new(RANGE) },
+                Cache::new_uncached(),
+            )
+        })
+    }
+
+    #[inline(never)]
+    fn push_all(m: &mut Mem) {
+        let f = m.wal.as_mut().unwrap_or_else(|| fail("wal"));
+        let mut q = mount(f);
+        for id in 1..=18u64 {
+            let p = payload(id, &mut m.tmp);
+            lib(Call::Append, || block_on(q.push(p, false))).or_fail("push");
+        }
+    }
+
+    /// Iterates the queue on a fresh handle; returns the entries read, all checked.
+    #[inline(never)]
+    fn iterate(m: &mut Mem) -> u64 {
+        let f = m.wal.as_mut().unwrap_or_else(|| fail("wal"));
+        let mut q = mount(f);
+        let qr = &mut q;
+        let mut it = lib(Call::Open, move || block_on(qr.iter())).or_fail("iter");
+        let mut next = 1u64;
+        loop {
+            let buf = &mut m.rbuf;
+            let it = &mut it;
+            let len = lib(Call::Replay, move || {
+                block_on(async { it.next(buf).await.map(|e| e.map(|e| e.len())) })
+            })
+            .or_fail("next");
+            let Some(len) = len else { break };
+            let p = m.rbuf.get(..len).unwrap_or_else(|| fail("next: length"));
+            check(payload_ok(next, p), "iterate: payloads equal, in order");
+            next += 1;
+        }
+        next - 1
+    }
+
+    #[inline(never)]
+    fn peek(m: &mut Mem) {
+        let f = m.wal.as_mut().unwrap_or_else(|| fail("wal"));
+        let mut q = mount(f);
+        let buf = &mut m.rbuf;
+        let len = lib(Call::Latest, || {
+            block_on(async { q.peek(buf).await.map(|d| d.map(|d| d.len())) })
+        })
+        .or_fail("peek")
+        .unwrap_or_else(|| fail("peek: empty"));
+        let p = m.rbuf.get(..len).unwrap_or_else(|| fail("peek: length"));
+        check(payload_ok(1, p), "peek: the oldest is entry 1");
+    }
+
+    #[inline(never)]
+    pub fn run(m: &mut Mem, o: &mut Outcome) {
+        push_all(m);
+        o.phases[0] = end_phase();
+        let n = iterate(m);
+        check(n == 18, "iterate: 18 entries");
+        o.phases[1] = end_phase();
+        peek(m);
+        o.phases[2] = end_phase();
+        // The state fold, as the other builds use it.
+        let st = State::default().fold(1, black_box(15), &mut m.tmp);
+        check(State::decode(&st.encode()) == Some(st), "state");
+        o.phases[3] = end_phase();
+        o.phases[4] = end_phase();
+        let f = m.wal.as_mut().unwrap_or_else(|| fail("wal"));
+        o.programs = f.writes;
+        o.erases = f.erases;
+        o.first_session_last = n;
+        // The WAL results the full build prints, hidden from the optimizer.
+        o.torn_replayed = black_box(0);
+        o.resumed_at = black_box(0);
+        o.checkpoint_last_id = black_box(0);
+        o.marker_id = black_box(0);
+        o.wal_segments_removed = black_box(0);
+        o.recovered_from = black_box(0);
+        o.recovered_entries = black_box(0);
+        o.next_id = black_box(0);
+        o.wal_segments_live = black_box(0);
+        o.handles = black_box([core::mem::size_of::<Queue<'static>>(), 0, 0]);
+    }
+
+    pub fn setup() -> &'static mut Mem {
+        let (wal, cp) = super::flashes();
+        cortex_m::singleton!(: Mem = Mem {
+            wal: Some(wal),
+            cp: Some(cp),
+            wbuf: [0; 256],
+            rbuf: [0; 256],
+            scratch: [0; 128],
+            tmp: [0; 64],
+        })
+        .unwrap_or_else(|| fail("mem"))
+    }
+}
+
 #[entry]
 fn main() -> ! {
     let mem = work::setup();
@@ -955,6 +1140,8 @@ fn main() -> ! {
 
     if cfg!(feature = "empty") {
         hprintln!("empty firmware (the harness without durability calls)");
+    } else if cfg!(feature = "seqstore") {
+        hprintln!("sequential-storage 8.0.2 queue over RamFlash (512 B units, 4 B words): push 1..=18, iterate, peek; lines about the WAL below do not apply (0)");
     } else {
         hprintln!("durability firmware: WAL + checkpoint over RamFlash (512 B units, 4 B words)");
     }
