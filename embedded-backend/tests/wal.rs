@@ -520,3 +520,68 @@ fn damaged_frame_before_valid_one_word_1() {
 fn damaged_frame_before_valid_one_word_8() {
     damaged_frame_before_valid_one::<8, 8>();
 }
+
+/// A bit flip in the header of the FINAL unit, after entries were written behind it:
+/// mount sees no header there and counts the unit free, so the log would end cleanly
+/// one unit early and the entries in it vanish. The core probes the medium's unnamed
+/// units for a valid first frame of the next segment (`Storage::unnamed_count`) and
+/// reports the damage in every mode; the writer refuses to open (it would otherwise
+/// erase that unit to reuse it). A bit flip in the same place of a *free* unit that
+/// never held frames of that segment changes nothing.
+#[test]
+fn damaged_header_of_the_final_unit_is_reported() {
+    let word = 4;
+    let mut mem = vec![0xFFu8; UNITS * ERASE];
+    let n = 30;
+    let (seg, unit) = write_log::<4, 4>(&mut mem, n);
+    assert!(seg >= 2, "the log needs a sealed unit before the final one");
+    let (before, _) = replay(mount::<4, 4>(&mut mem), ReadMode::Strict).unwrap();
+    assert_eq!(before, expected(1..=n));
+    let in_final = before.len() as u64 - {
+        // Entries the final unit holds: those after the previous unit's last one.
+        let mut probe = mem.clone();
+        probe[unit * ERASE..(unit + 1) * ERASE].fill(0xFF);
+        replay(mount::<4, 4>(&mut probe), ReadMode::Strict)
+            .unwrap()
+            .0
+            .len() as u64
+    };
+    assert!(in_final > 0, "the final unit holds entries");
+    // Flip one bit of the final unit's segment number field.
+    mem[unit * ERASE + 16] ^= 0x01;
+    let corrupt = Error::Corrupt {
+        at: Location {
+            segment: seg,
+            offset: 0,
+        },
+        reason: durability_core::Corruption::BadSegmentHeader,
+    };
+    for mode in [ReadMode::Strict, ReadMode::BestEffort] {
+        assert_eq!(replay(mount::<4, 4>(&mut mem), mode).unwrap_err(), corrupt);
+    }
+    let r = WalWriter::open(mount::<4, 4>(&mut mem), [0u8; 256], cfg());
+    assert_eq!(r.err(), Some(corrupt));
+    // The damaged unit was not erased by the refused open.
+    assert!(mem[unit * ERASE + data_start(word)..(unit + 1) * ERASE]
+        .iter()
+        .any(|&b| b != 0xFF));
+
+    // Written bytes in a free unit that are not a frame of the next segment (an
+    // interrupted erase's leftovers) do not trigger it.
+    let mut clean = vec![0xFFu8; UNITS * ERASE];
+    let (_, last_unit) = write_log::<4, 4>(&mut clean, n);
+    let free = (last_unit + 1) % UNITS;
+    for (i, b) in clean[free * ERASE..free * ERASE + 200]
+        .iter_mut()
+        .enumerate()
+    {
+        *b = (i as u8).wrapping_mul(37) ^ 0x5A;
+    }
+    let (got, report) = replay(mount::<4, 4>(&mut clean), ReadMode::Strict).unwrap();
+    assert_eq!(got, expected(1..=n));
+    assert_eq!(report.torn_at, None);
+}
+
+fn data_start(word: usize) -> usize {
+    48usize.div_ceil(word) * word
+}
