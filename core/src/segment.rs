@@ -477,6 +477,7 @@ pub(crate) fn read_header_into<S: Storage>(
 /// through the checksum in small pieces; no read at all when nothing is unnamed. Out of
 /// line and cold: it runs only when a medium has unnamed places, and its frame must not
 /// widen the log pass's.
+#[cold]
 #[inline(never)]
 pub(crate) fn unnamed_successor<S: Storage>(
     st: &mut S,

@@ -272,6 +272,7 @@ where
             if !sealed
                 && end.tail == Tail::Clean
                 && !torn_header
+                && st.unnamed_count() > 0
                 && segment::unnamed_successor(st, cur, end.next_id)?
             {
                 return Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
