@@ -468,61 +468,6 @@ pub(crate) fn read_header_into<S: Storage>(
     }
 }
 
-/// Whether one of the storage's unnamed places ([`Storage::unnamed_count`]) starts, at
-/// the data start of `last`'s alignment, with a valid entry frame of the segment after
-/// `last` carrying `next_id`. Such a frame proves that segment existed and lost its
-/// header after the fact (a creation cut before its header landed has no frames; bytes
-/// left by an interrupted erase belong to an older segment number): the caller reports
-/// it instead of ending the log at `last`. Reads a frame header and streams the payload
-/// through the checksum in small pieces; no read at all when nothing is unnamed. Out of
-/// line and cold: it runs only when a medium has unnamed places, and its frame must not
-/// widen the log pass's.
-#[cold]
-#[inline(never)]
-pub(crate) fn unnamed_successor<S: Storage>(
-    st: &mut S,
-    last: &SegmentHeader,
-    next_id: u64,
-) -> Res<bool, S> {
-    let form = last.form;
-    let hl = form.head_len();
-    let seal = FrameSeal::new(last.log_id, last.segment.wrapping_add(1), form);
-    let start = last.data_start();
-    let mut chunk = [0u8; 16];
-    for index in 0..st.unnamed_count() {
-        let Some(head) = chunk.get_mut(..hl) else {
-            return Ok(false);
-        };
-        if st
-            .read_unnamed(index, start, head)
-            .map_err(Error::Storage)?
-            < hl
-        {
-            continue;
-        }
-        let Some(h) = FrameHeader::parse(head, form).filter(|h| h.kind == FrameKind::Entry) else {
-            continue;
-        };
-        let mut crc = seal.begin(next_id, h.word());
-        let mut at = start + hl as u64;
-        let mut left = h.len as usize;
-        while left > 0 {
-            let n = left.min(chunk.len());
-            let piece = chunk.get_mut(..n).unwrap_or_default();
-            if st.read_unnamed(index, at, piece).map_err(Error::Storage)? < n {
-                break;
-            }
-            crc.update(piece);
-            at += n as u64;
-            left -= n;
-        }
-        if left == 0 && crc.finalize() == h.crc {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// Decides whether a segment whose header does not parse may be a torn creation
 /// (`Ok`), or must be reported as corrupt (`Err`).
 ///

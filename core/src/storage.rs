@@ -80,28 +80,6 @@ pub trait Storage: ErrorType {
         false
     }
 
-    /// Media that name segments by their content (flash): how many places hold written
-    /// bytes that carry no segment header (a torn creation, an interrupted erase, or a
-    /// header damaged after the fact). The core probes them for frames of the segment
-    /// after the log's last one, so that a damaged header of the final segment is
-    /// reported instead of its entries silently vanishing. Files and memory: 0 (a
-    /// damaged header there still has a name).
-    fn unnamed_count(&self) -> usize {
-        0
-    }
-
-    /// Reads from the `index`-th place counted by [`unnamed_count`](Self::unnamed_count),
-    /// like [`read`](Storage::read) (fewer bytes only at its end).
-    fn read_unnamed(
-        &mut self,
-        index: usize,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        let _ = (index, offset, buf);
-        Ok(0)
-    }
-
     /// Calls `visit` once for each existing segment number, in any order.
     ///
     /// Durability: reports the live view, which includes segments whose creation or
@@ -174,17 +152,6 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn short_frames(&self) -> bool {
         (**self).short_frames()
-    }
-    fn unnamed_count(&self) -> usize {
-        (**self).unnamed_count()
-    }
-    fn read_unnamed(
-        &mut self,
-        index: usize,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        (**self).read_unnamed(index, offset, buf)
     }
     fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), Self::Error> {
         (**self).list(visit)

@@ -191,9 +191,6 @@ pub struct FlashStorage<F, const N: usize> {
     state: [u32; N],
     /// Per unit: the segment it holds (0 when free).
     segment: [u64; N],
-    /// Per free unit: its first bytes were written but hold no header (a torn
-    /// creation, an interrupted erase, or a damaged header): the core's unnamed places.
-    dirty: [bool; N],
 }
 
 type Res<T, F> = Result<T, FlashError<<F as embedded_storage::nor_flash::ErrorType>::Error>>;
@@ -267,7 +264,6 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
             cursor: (units - 1) as u16,
             state: [FREE; N],
             segment: [0; N],
-            dirty: [false; N],
         });
         let r = s.mount();
         if r.is_err() {
@@ -309,7 +305,6 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
             cursor: (units - 1) as u16,
             state: [FREE; N],
             segment: [0; N],
-            dirty: [false; N],
         })
     }
 
@@ -377,12 +372,7 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
                         version,
                     });
                 }
-                SegmentIdentity::Unknown => {
-                    let written = raw.iter().take(IDENTIFY_LEN).any(|&b| b != 0xFF);
-                    if let Some(d) = self.dirty.get_mut(unit) {
-                        *d = written;
-                    }
-                }
+                SegmentIdentity::Unknown => {}
             }
         }
         Ok(())
@@ -445,18 +435,7 @@ impl<F: NorFlash, const N: usize> FlashStorage<F, N> {
         let from = self.unit_addr(unit);
         self.flash
             .erase(from, from + F::ERASE_SIZE as u32)
-            .map_err(FlashError::Flash)?;
-        if let Some(d) = self.dirty.get_mut(unit) {
-            *d = false;
-        }
-        Ok(())
-    }
-
-    /// The unit of the `index`-th dirty free unit (see [`Storage::unnamed_count`]).
-    fn dirty_unit(&self, index: usize) -> Option<usize> {
-        (0..self.units())
-            .filter(|&u| self.dirty.get(u) == Some(&true))
-            .nth(index)
+            .map_err(FlashError::Flash)
     }
 
     fn mapped(&self, segment: u64) -> Res<usize, F> {
@@ -572,34 +551,6 @@ impl<F: NorFlash, const N: usize> Storage for FlashStorage<F, N> {
     /// anyway; larger units keep the 8-byte header and their larger entries.
     fn short_frames(&self) -> bool {
         F::ERASE_SIZE <= SHORT_FRAMES_MAX_UNIT
-    }
-
-    /// Free units whose first bytes were written but name no segment, as found at
-    /// mount (erased since: no longer counted). No flash access.
-    fn unnamed_count(&self) -> usize {
-        // Only free units are ever marked (at mount), and every erase, so every
-        // `create`, clears the mark.
-        self.dirty.iter().take(self.units()).filter(|&&d| d).count()
-    }
-
-    /// Reads from the `index`-th unit counted by `unnamed_count`, like `read`.
-    fn read_unnamed(
-        &mut self,
-        index: usize,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        let Some(unit) = self.dirty_unit(index) else {
-            return Ok(0);
-        };
-        if offset >= F::ERASE_SIZE as u64 {
-            return Ok(0);
-        }
-        let offset = offset as usize;
-        let n = buf.len().min(F::ERASE_SIZE - offset);
-        let (now, _) = buf.split_at_mut_checked(n).unwrap_or((&mut [], &mut []));
-        self.read_in_unit(unit, offset, now)?;
-        Ok(n)
     }
 
     /// Visits the mapped segments in unit order. No flash access.
