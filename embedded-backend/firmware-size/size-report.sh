@@ -5,6 +5,8 @@
 # .text byte to a crate / source file / function through its inline chain, and lists
 # the stack frame each function reserves.
 # Usage: bash embedded-backend/firmware-size/size-report.sh   (after or without .ci/firmware)
+#        FULL_FEATURES=wal-only bash embedded-backend/firmware-size/size-report.sh
+#        (attributes that build instead of the full one: the WAL without checkpoints)
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR=never
@@ -17,7 +19,7 @@ SYMBOLIZER=$(command -v llvm-symbolizer || true)
 DBG=target/size-report
 plain=target/$TARGET/release
 for variant in empty full; do
-    feat=(); [ "$variant" = empty ] && feat=(--features empty)
+    feat=(${FULL_FEATURES:+--features "$FULL_FEATURES"}); [ "$variant" = empty ] && feat=(--features empty)
     cargo build -q --release "${feat[@]}"
     cp "$plain/firmware-size" "$plain/firmware-$variant.elf"
     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_TARGET_DIR=$DBG cargo build -q --release "${feat[@]}"
