@@ -557,24 +557,25 @@ impl<S: Storage> CheckpointStore<S> {
         walk: Walk,
         out: &mut Option<StoredCheckpoint>,
     ) -> Res<u64, S> {
-        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
-            *out = None;
-            return Ok(0);
-        };
         let keep = match walk {
             Walk::Retain(keep) => keep,
             _ => 1,
         };
         let slot = out.insert(StoredCheckpoint {
-            seq: hi,
+            seq: 0,
             header: CheckpointHeader::default(),
             skipped: 0,
         });
         // Both count segments the storage holds at once, which a `usize` can count (and
         // a 32-bit core keeps in one register).
         let (mut kept, mut removed) = (0, 0usize);
-        loop {
-            let seq = slot.seq;
+        // The lowest number held: a running minimum over the listings (a walk removes
+        // only numbers above it before it is used, so it stays the lowest at the start).
+        let (mut lo, mut limit) = (u64::MAX, u64::MAX);
+        // The next checkpoint present, newest first: one listing per step, never a count
+        // through the gap (a damaged or foreign number may be near `u64::MAX`).
+        while let Some(seq) = highest_at_or_below(&mut self.st, limit, &mut lo)? {
+            slot.seq = seq;
             if let Ok(extent) = self.st.len(seq) {
                 let valid = kept < keep
                     && match self.verify(seq, extent, reborrow(&mut buf), &mut slot.header) {
@@ -606,16 +607,13 @@ impl<S: Storage> CheckpointStore<S> {
                     removed += 1;
                 }
             }
-            // The next older checkpoint present: one listing per step, never a count
-            // through the gap (a damaged or foreign number may be near `u64::MAX`).
-            match next_below(&mut self.st, seq)? {
-                Some(older) => slot.seq = older,
-                None => {
-                    *out = None;
-                    return Ok(removed as u64);
-                }
-            }
+            let Some(below) = seq.checked_sub(1) else {
+                break;
+            };
+            limit = below;
         }
+        *out = None;
+        Ok(removed as u64)
     }
 
     /// Removes checkpoint `seq`: one copy of the call and its error conversion for
@@ -631,11 +629,13 @@ impl<S: Storage> CheckpointStore<S> {
     }
 }
 
-/// The highest segment number below `seq` that `st` holds, if any.
-fn next_below<S: Storage>(st: &mut S, seq: u64) -> Res<Option<u64>, S> {
+/// The highest segment number at or below `limit` that `st` holds, if any; lowers `lo`
+/// to the lowest number it holds. One listing with a shallow callback.
+fn highest_at_or_below<S: Storage>(st: &mut S, limit: u64, lo: &mut u64) -> Res<Option<u64>, S> {
     let mut best = None;
     st.list(&mut |n| {
-        if n < seq && best.is_none_or(|b| n > b) {
+        *lo = (*lo).min(n);
+        if n <= limit && best.is_none_or(|b| n > b) {
             best = Some(n);
         }
     })
