@@ -465,8 +465,18 @@ impl<S: Storage> CheckpointStore<S> {
         // every byte before its CRC field fixed by a field, so they are its prefix.
         let mut crc = Crc32c::new();
         crc.update(&head[..field::CRC.start]);
-        let start = field::HEADER_LEN as u64;
-        let end = start + u64::from(h.len);
+        // Offsets as `usize`: a payload is at most `MAX_CHECKPOINT_LEN`, so `end` fits
+        // on every target.
+        let len = h.len as usize;
+        let start = field::HEADER_LEN;
+        let end = start + len;
+        // More bytes than the address space (a file over 4 GiB on a 32-bit target):
+        // more than any checkpoint and its padding.
+        let Ok(extent) = usize::try_from(extent) else {
+            return Err(Error::Checkpoint(CheckpointError::Trailing(
+                extent - end as u64,
+            )));
+        };
         if end > extent {
             return Err(Error::Checkpoint(CheckpointError::Truncated {
                 expected: h.len,
@@ -474,7 +484,6 @@ impl<S: Storage> CheckpointStore<S> {
                 actual: extent.saturating_sub(start) as u32,
             }));
         }
-        let len = h.len as usize;
         let mut buf = buf;
         let fits = match &mut buf {
             Some(b) => b.grow_to(len),
@@ -493,21 +502,23 @@ impl<S: Storage> CheckpointStore<S> {
         loop {
             let to = if hashing { end } else { extent };
             while at < to {
-                let want = chunk.len().min((to - at) as usize);
+                let want = chunk.len().min(to - at);
                 let Some(part) = chunk.get_mut(..want) else {
                     break;
                 };
-                let got = self.st.read(seq, at, part).map_err(Error::Storage)?;
+                let got = self.st.read(seq, at as u64, part).map_err(Error::Storage)?;
                 // A read of nothing (or, from a broken backend, of more than asked)
                 // ends the pass; the checks below judge what was read.
                 let Some(bytes) = part.get(..got).filter(|_| got > 0) else {
                     break;
                 };
-                at += got as u64;
+                at += got;
                 if hashing {
                     crc.update(bytes);
                 } else if bytes.iter().any(|&b| b != unwritten) {
-                    return Err(Error::Checkpoint(CheckpointError::Trailing(extent - end)));
+                    return Err(Error::Checkpoint(CheckpointError::Trailing(
+                        (extent - end) as u64,
+                    )));
                 }
             }
             if !hashing {
@@ -522,7 +533,8 @@ impl<S: Storage> CheckpointStore<S> {
             h.check_crc(crc.clone().finalize())
                 .map_err(Error::Checkpoint)?;
             hashing = false;
-            at = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN)).min(extent);
+            at = (align_up(end as u64, self.st.write_size().clamp(1, MAX_ALIGN)) as usize)
+                .min(extent);
             chunk = &mut head;
         }
         if refuse {
