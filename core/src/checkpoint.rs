@@ -412,6 +412,10 @@ impl<S: Storage> CheckpointStore<S> {
     }
 
     /// The newest checkpoint that verifies, with its payload in `buf[..len]`.
+    ///
+    /// The rest of `buf` is scratch: each header is read into it, and what does not fit
+    /// is streamed through it (a `Vec` grows to at least a header). A valid checkpoint
+    /// whose payload does not fit is refused with [`Error::BufferTooSmall`].
     pub fn latest<B: Buffer>(&mut self, buf: &mut B) -> Res<Option<StoredCheckpoint>, S> {
         // Filled in the returned value itself: no checkpoint-sized copy on the way out.
         let mut r = Ok(None);
@@ -434,6 +438,7 @@ impl<S: Storage> CheckpointStore<S> {
     }
 
     /// Reads checkpoint `seq` into `buf`; the inner result says whether it verifies.
+    /// `buf` is used as in [`latest`](Self::latest).
     pub fn load<B: Buffer>(
         &mut self,
         seq: u64,
@@ -593,7 +598,8 @@ impl<S: Storage> CheckpointStore<S> {
     /// Keeps the newest `keep` checkpoints that verify (at least one) and removes every
     /// other one: older ones, and torn leftovers of interrupted writes, which must not
     /// count toward `keep`. Returns how many were removed; each removal is durable when
-    /// it returns. `buf` holds a payload while it is verified.
+    /// it returns. `buf` holds each header and payload while it is verified, as in
+    /// [`latest`](Self::latest).
     pub fn retain_newest<B: Buffer>(&mut self, keep: usize, buf: &mut B) -> Res<u64, S> {
         self.walk_in(buf, Walk::Retain(keep.max(1)), &mut None)
     }
