@@ -889,6 +889,33 @@ mod tests {
         assert!(s.latest(&mut b64).unwrap().is_none());
     }
 
+    #[test]
+    fn the_store_names_a_damaged_checkpoint_as_decode_does() {
+        // A flipped payload byte and written bytes after the payload: `decode` and the
+        // store both name the trailing bytes first; without them, the checksum.
+        let mut s = store(1);
+        let img = s.storage().segments.get_mut(&1).unwrap();
+        img[field::HEADER_LEN] ^= 1;
+        let flipped = img.clone();
+        img.extend_from_slice(&[0, 3]);
+        let both = img.clone();
+        let mut buf = [0u8; 64];
+        assert_eq!(decode(&both).unwrap_err(), CheckpointError::Trailing(2));
+        assert_eq!(
+            s.load(1, &mut buf).unwrap(),
+            Err(CheckpointError::Trailing(2))
+        );
+        s.storage().segments.insert(1, flipped.clone());
+        assert!(matches!(
+            decode(&flipped),
+            Err(CheckpointError::Checksum { .. })
+        ));
+        assert!(matches!(
+            s.load(1, &mut buf).unwrap(),
+            Err(CheckpointError::Checksum { .. })
+        ));
+    }
+
     /// `MemStorage` that refuses to create more than `units` segments.
     struct Full {
         mem: MemStorage,
