@@ -339,6 +339,19 @@ impl<S: Storage> CheckpointStore<S> {
     /// the sequence number. A crash before this returns leaves at most a torn checkpoint
     /// that readers skip.
     pub fn write(&mut self, log_id: u64, last_id: u64, payload: &[u8]) -> Res<u64, S> {
+        self.write_in(log_id, last_id, payload, None)
+    }
+
+    /// [`write`](Self::write) that, on a full medium, verifies the checkpoints it may
+    /// remove in `scratch` (a publish's retention buffer) instead of in the header's
+    /// room, so that the room and the walk's slot are not both on the caller's stack.
+    pub(crate) fn write_in(
+        &mut self,
+        log_id: u64,
+        last_id: u64,
+        payload: &[u8],
+        scratch: Option<&mut dyn Buffer>,
+    ) -> Res<u64, S> {
         let seq = segment_span(&mut self.st)
             .map_err(Error::Storage)?
             .map_or(1, |(_, hi, _)| hi + 1);
@@ -364,7 +377,7 @@ impl<S: Storage> CheckpointStore<S> {
             // A full medium may be holding torn leftovers of interrupted writes (they
             // only go at the next successful publish), or an old checkpoint whose
             // retention was cut: make room and retry once.
-            Err(e) if e.kind() == StorageErrorKind::NoSpace && self.make_room()? => {
+            Err(e) if e.kind() == StorageErrorKind::NoSpace && self.make_room(scratch)? => {
                 // Numbers stay monotonic: the torn ones are not reused.
                 self.st.create(seq).map_err(Error::Storage)?;
             }
@@ -399,11 +412,15 @@ impl<S: Storage> CheckpointStore<S> {
     }
 
     /// The newest checkpoint that verifies, with its payload in `buf[..len]`.
+    ///
+    /// The rest of `buf` is scratch: each header is read into it, and what does not fit
+    /// is streamed through it (a `Vec` grows to at least a header). A valid checkpoint
+    /// whose payload does not fit is refused with [`Error::BufferTooSmall`].
     pub fn latest<B: Buffer>(&mut self, buf: &mut B) -> Res<Option<StoredCheckpoint>, S> {
         // Filled in the returned value itself: no checkpoint-sized copy on the way out.
         let mut r = Ok(None);
         if let Ok(out) = &mut r {
-            if let Err(e) = self.walk(Some(buf), Walk::Latest, out) {
+            if let Err(e) = self.walk_in(buf, Walk::Latest, out) {
                 r = Err(e);
             }
         }
@@ -417,10 +434,11 @@ impl<S: Storage> CheckpointStore<S> {
         buf: &mut B,
         out: &mut Option<StoredCheckpoint>,
     ) -> Res<(), S> {
-        self.walk(Some(buf), Walk::Latest, out).map(drop)
+        self.walk_in(buf, Walk::Latest, out).map(drop)
     }
 
     /// Reads checkpoint `seq` into `buf`; the inner result says whether it verifies.
+    /// `buf` is used as in [`latest`](Self::latest).
     pub fn load<B: Buffer>(
         &mut self,
         seq: u64,
@@ -428,7 +446,20 @@ impl<S: Storage> CheckpointStore<S> {
     ) -> Res<Result<CheckpointHeader, CheckpointError>, S> {
         let mut h = CheckpointHeader::default();
         let extent = self.st.len(seq).map_err(Error::Storage)?;
-        match self.verify(seq, extent, Some(buf), &mut h) {
+        let r = if buf.grow_to(field::HEADER_LEN) {
+            self.verify(seq, extent, buf, &mut h)
+        } else {
+            let mut p = Padded::new(buf);
+            let r = self.verify(seq, extent, &mut p, &mut h);
+            if r.is_ok() && p.grow_to(h.len as usize) {
+                p.give_back(h.len);
+            }
+            r
+        };
+        match r {
+            Ok(()) if !buf.grow_to(h.len as usize) => Err(Error::BufferTooSmall {
+                needed: u64::from(h.len),
+            }),
             Ok(()) => Ok(Ok(h)),
             Err(Error::Checkpoint(e)) => Ok(Err(e)),
             Err(e) => Err(e),
@@ -437,36 +468,53 @@ impl<S: Storage> CheckpointStore<S> {
 
     /// Verifies checkpoint `seq`, whose readable extent is `extent`: its header, its
     /// payload's checksum, and that only never-written bytes follow the payload's
-    /// padding. The payload is read into `buf` if it fits, else streamed; only a
-    /// checkpoint that is valid is then refused with [`Error::BufferTooSmall`] (a torn
-    /// one must not block the fallback to an older one). Without a buffer the payload is
-    /// streamed and never refused. Why the checkpoint is invalid comes back as
-    /// [`Error::Checkpoint`]. The header goes to `h` (the caller's slot: no
-    /// header-sized result is returned).
+    /// padding. `buf` holds at least a header (its callers grow it first): the header is
+    /// read into it, then the bytes past the padding are streamed through it, then the
+    /// payload is read into it if it fits ([`Buffer::grow_to`]), else streamed through
+    /// it. Whether a payload that does not fit is refused is the caller's decision.
+    /// Why the checkpoint is invalid comes back as [`Error::Checkpoint`], in
+    /// [`decode`]'s order: header, truncation, trailing bytes, checksum. The header
+    /// goes to `h` (the caller's slot: no header-sized result is returned).
     ///
-    /// One copy, whatever the caller's buffer type.
+    /// One copy, whatever the caller's buffer type; no header-sized array of its own.
     fn verify(
         &mut self,
         seq: u64,
         extent: u64,
-        buf: Option<&mut dyn Buffer>,
+        buf: &mut dyn Buffer,
         h: &mut CheckpointHeader,
     ) -> Res<(), S> {
-        // Holds the header, then is the chunk that a payload too large for `buf` and the
-        // trailing bytes are streamed through: one header-sized array on the stack.
-        let mut head = [0u8; field::HEADER_LEN];
-        let n = self.st.read(seq, 0, &mut head).map_err(Error::Storage)?;
-        h.parse_into(&head[..n]).map_err(Error::Checkpoint)?;
+        let mut crc = Crc32c::new();
+        {
+            // (A buffer shorter than a header, which the callers never pass, reads as
+            // a short checkpoint.)
+            let Some(head) = buf.bytes_mut().first_chunk_mut::<{ field::HEADER_LEN }>() else {
+                return Err(Error::Checkpoint(CheckpointError::Short));
+            };
+            let n = self.st.read(seq, 0, head).map_err(Error::Storage)?;
+            h.parse_into(head.get(..n).unwrap_or_default())
+                .map_err(Error::Checkpoint)?;
+            // The checksum starts over the header bytes just read: a header that parses
+            // has every byte before its CRC field fixed by a field, so they are its
+            // prefix.
+            crc.update(&head[..field::CRC.start]);
+        }
         // A checkpoint stored under another number (copied, or stale) is not this one.
         if h.seq != seq {
             return Err(Error::Checkpoint(CheckpointError::BadHeader));
         }
-        // The checksum starts over the header bytes just read: a header that parses has
-        // every byte before its CRC field fixed by a field, so they are its prefix.
-        let mut crc = Crc32c::new();
-        crc.update(&head[..field::CRC.start]);
-        let start = field::HEADER_LEN as u64;
-        let end = start + u64::from(h.len);
+        // Offsets as `usize`: a payload is at most `MAX_CHECKPOINT_LEN`, so `end` fits
+        // on every target.
+        let len = h.len as usize;
+        let start = field::HEADER_LEN;
+        let end = start + len;
+        // More bytes than the address space (a file over 4 GiB on a 32-bit target):
+        // more than any checkpoint and its padding.
+        let Ok(extent) = usize::try_from(extent) else {
+            return Err(Error::Checkpoint(CheckpointError::Trailing(
+                extent - end as u64,
+            )));
+        };
         if end > extent {
             return Err(Error::Checkpoint(CheckpointError::Truncated {
                 expected: h.len,
@@ -474,77 +522,121 @@ impl<S: Storage> CheckpointStore<S> {
                 actual: extent.saturating_sub(start) as u32,
             }));
         }
-        let len = h.len as usize;
-        let mut buf = buf;
-        let fits = match &mut buf {
-            Some(b) => b.grow_to(len),
-            None => false,
-        };
-        let refuse = buf.is_some() && !fits;
-        let mut chunk: &mut [u8] = match buf {
-            // The whole payload in one read, straight into the caller's buffer.
-            Some(b) if fits => b.bytes_mut().get_mut(..len).unwrap_or_default(),
-            _ => &mut head,
-        };
-        // One read loop, two passes: the payload, hashed; then the bytes past its
-        // padding, which must never have been written.
+        // One read loop, two passes: the bytes past the payload's padding, which must
+        // never have been written (read first, while the whole buffer is free: as in
+        // `decode`, written bytes there are named before a checksum mismatch); then
+        // the payload, hashed.
         let unwritten = self.st.unwritten_byte();
-        let (mut at, mut hashing) = (start, true);
+        let mut at =
+            (align_up(end as u64, self.st.write_size().clamp(1, MAX_ALIGN)) as usize).min(extent);
+        let mut hashing = false;
+        let mut chunk: &mut [u8] = buf.bytes_mut();
         loop {
             let to = if hashing { end } else { extent };
             while at < to {
-                let want = chunk.len().min((to - at) as usize);
+                let want = chunk.len().min(to - at);
                 let Some(part) = chunk.get_mut(..want) else {
                     break;
                 };
-                let got = self.st.read(seq, at, part).map_err(Error::Storage)?;
+                let got = self.st.read(seq, at as u64, part).map_err(Error::Storage)?;
                 // A read of nothing (or, from a broken backend, of more than asked)
                 // ends the pass; the checks below judge what was read.
                 let Some(bytes) = part.get(..got).filter(|_| got > 0) else {
                     break;
                 };
-                at += got as u64;
+                at += got;
                 if hashing {
                     crc.update(bytes);
                 } else if bytes.iter().any(|&b| b != unwritten) {
-                    return Err(Error::Checkpoint(CheckpointError::Trailing(extent - end)));
+                    return Err(Error::Checkpoint(CheckpointError::Trailing(
+                        (extent - end) as u64,
+                    )));
                 }
             }
-            if !hashing {
+            if hashing {
                 break;
             }
-            if at < end {
-                return Err(Error::Checkpoint(CheckpointError::Truncated {
-                    expected: h.len,
-                    actual: (at - start) as u32,
-                }));
-            }
-            h.check_crc(crc.clone().finalize())
-                .map_err(Error::Checkpoint)?;
-            hashing = false;
-            at = align_up(end, self.st.write_size().clamp(1, MAX_ALIGN)).min(extent);
-            chunk = &mut head;
+            hashing = true;
+            at = start;
+            // The whole payload in one read, straight into the caller's buffer.
+            chunk = if buf.grow_to(len) {
+                buf.bytes_mut().get_mut(..len).unwrap_or_default()
+            } else {
+                buf.bytes_mut()
+            };
         }
-        if refuse {
-            return Err(Error::BufferTooSmall { needed: len as u64 });
+        if at < end {
+            return Err(Error::Checkpoint(CheckpointError::Truncated {
+                expected: h.len,
+                actual: (at - start) as u32,
+            }));
         }
+        h.check_crc(crc.finalize()).map_err(Error::Checkpoint)?;
         Ok(())
     }
 
     /// Frees a unit of a full medium: torn leftovers above the newest valid checkpoint,
     /// else the oldest checkpoint if a newer one is valid (never the newest valid one).
     /// A 2-unit A/B partition needs the second: a cut during `retain_newest` leaves
-    /// both units holding checkpoints.
-    fn make_room(&mut self) -> Res<bool, S> {
-        Ok(self.walk(None, Walk::MakeRoom, &mut None)? > 0)
+    /// both units holding checkpoints. Each header is read into `scratch` if it can
+    /// hold one, else into a header-sized room; payloads are streamed, never refused.
+    fn make_room(&mut self, scratch: Option<&mut dyn Buffer>) -> Res<bool, S> {
+        let mut own = [0u8; field::HEADER_LEN];
+        let room: &mut dyn Buffer = match scratch {
+            Some(b) => {
+                if b.grow_to(field::HEADER_LEN) {
+                    b
+                } else {
+                    &mut own
+                }
+            }
+            None => &mut own,
+        };
+        Ok(self.walk(room, Walk::MakeRoom, &mut None)? > 0)
     }
 
     /// Keeps the newest `keep` checkpoints that verify (at least one) and removes every
     /// other one: older ones, and torn leftovers of interrupted writes, which must not
     /// count toward `keep`. Returns how many were removed; each removal is durable when
-    /// it returns. `buf` holds a payload while it is verified.
+    /// it returns. `buf` holds each header and payload while it is verified, as in
+    /// [`latest`](Self::latest).
     pub fn retain_newest<B: Buffer>(&mut self, keep: usize, buf: &mut B) -> Res<u64, S> {
-        self.walk(Some(buf), Walk::Retain(keep.max(1)), &mut None)
+        self.walk_in(buf, Walk::Retain(keep.max(1)), &mut None)
+    }
+
+    /// [`walk`](Self::walk) in the caller's buffer, which also holds each header and
+    /// streams what does not fit it: no header-sized array on the walk's stack. A fixed
+    /// buffer smaller than a header is lent one, out of line. Inlined: for a fixed
+    /// buffer the choice is made at compile time, and no frame is added to the walk's.
+    #[inline(always)]
+    fn walk_in<B: Buffer>(
+        &mut self,
+        buf: &mut B,
+        walk: Walk,
+        out: &mut Option<StoredCheckpoint>,
+    ) -> Res<u64, S> {
+        if buf.grow_to(field::HEADER_LEN) {
+            self.walk(buf, walk, out)
+        } else {
+            self.walk_padded(buf, walk, out)
+        }
+    }
+
+    /// [`walk`](Self::walk) for a buffer smaller than a header: in a [`Padded`] one,
+    /// the found checkpoint's payload copied back.
+    #[inline(never)]
+    fn walk_padded(
+        &mut self,
+        buf: &mut dyn Buffer,
+        walk: Walk,
+        out: &mut Option<StoredCheckpoint>,
+    ) -> Res<u64, S> {
+        let mut p = Padded::new(buf);
+        let removed = self.walk(&mut p, walk, out)?;
+        if let Some(c) = out {
+            p.give_back(c.header.len);
+        }
+        Ok(removed)
     }
 
     /// Visits the checkpoints newest first, verifying each until `walk` has what it
@@ -553,36 +645,46 @@ impl<S: Storage> CheckpointStore<S> {
     /// newest valid checkpoint, or `None`.
     fn walk(
         &mut self,
-        mut buf: Option<&mut dyn Buffer>,
+        buf: &mut dyn Buffer,
         walk: Walk,
         out: &mut Option<StoredCheckpoint>,
     ) -> Res<u64, S> {
-        let Some((lo, hi, _)) = segment_span(&mut self.st).map_err(Error::Storage)? else {
-            *out = None;
-            return Ok(0);
-        };
         let keep = match walk {
             Walk::Retain(keep) => keep,
             _ => 1,
         };
         let slot = out.insert(StoredCheckpoint {
-            seq: hi,
+            seq: 0,
             header: CheckpointHeader::default(),
             skipped: 0,
         });
         // Both count segments the storage holds at once, which a `usize` can count (and
         // a 32-bit core keeps in one register).
         let (mut kept, mut removed) = (0, 0usize);
-        loop {
-            let seq = slot.seq;
+        // The lowest number held: a running minimum over the listings (a walk removes
+        // only numbers above it before it is used, so it stays the lowest at the start).
+        let (mut lo, mut limit) = (u64::MAX, u64::MAX);
+        // The next checkpoint present, newest first: one listing per step, never a count
+        // through the gap (a damaged or foreign number may be near `u64::MAX`).
+        while let Some(seq) = highest_at_or_below(&mut self.st, limit, &mut lo)? {
+            slot.seq = seq;
             if let Ok(extent) = self.st.len(seq) {
                 let valid = kept < keep
-                    && match self.verify(seq, extent, reborrow(&mut buf), &mut slot.header) {
+                    && match self.verify(seq, extent, buf, &mut slot.header) {
                         Ok(()) => true,
                         Err(Error::Checkpoint(_)) => false,
                         Err(e) => return Err(e),
                     };
                 if valid {
+                    // Valid, but its payload does not fit: refused, not passed over (a
+                    // torn one that announces a large payload was skipped: not valid).
+                    // Making room only streams.
+                    let len = slot.header.len;
+                    if !matches!(walk, Walk::MakeRoom) && !buf.grow_to(len as usize) {
+                        return Err(Error::BufferTooSmall {
+                            needed: u64::from(len),
+                        });
+                    }
                     kept += 1;
                     match walk {
                         Walk::Retain(_) => {}
@@ -606,16 +708,13 @@ impl<S: Storage> CheckpointStore<S> {
                     removed += 1;
                 }
             }
-            // The next older checkpoint present: one listing per step, never a count
-            // through the gap (a damaged or foreign number may be near `u64::MAX`).
-            match next_below(&mut self.st, seq)? {
-                Some(older) => slot.seq = older,
-                None => {
-                    *out = None;
-                    return Ok(removed as u64);
-                }
-            }
+            let Some(below) = seq.checked_sub(1) else {
+                break;
+            };
+            limit = below;
         }
+        *out = None;
+        Ok(removed as u64)
     }
 
     /// Removes checkpoint `seq`: one copy of the call and its error conversion for
@@ -631,11 +730,13 @@ impl<S: Storage> CheckpointStore<S> {
     }
 }
 
-/// The highest segment number below `seq` that `st` holds, if any.
-fn next_below<S: Storage>(st: &mut S, seq: u64) -> Res<Option<u64>, S> {
+/// The highest segment number at or below `limit` that `st` holds, if any; lowers `lo`
+/// to the lowest number it holds. One listing with a shallow callback.
+fn highest_at_or_below<S: Storage>(st: &mut S, limit: u64, lo: &mut u64) -> Res<Option<u64>, S> {
     let mut best = None;
     st.list(&mut |n| {
-        if n < seq && best.is_none_or(|b| n > b) {
+        *lo = (*lo).min(n);
+        if n <= limit && best.is_none_or(|b| n > b) {
             best = Some(n);
         }
     })
@@ -643,11 +744,40 @@ fn next_below<S: Storage>(st: &mut S, seq: u64) -> Res<Option<u64>, S> {
     Ok(best)
 }
 
-/// A shorter-lived copy of an optional buffer reference.
-fn reborrow<'a>(buf: &'a mut Option<&mut dyn Buffer>) -> Option<&'a mut dyn Buffer> {
-    match buf {
-        Some(b) => Some(&mut **b),
-        None => None,
+/// A fixed buffer smaller than a checkpoint header, lent a header's room: headers are
+/// read and bytes streamed through `room`; a payload that fits the caller's buffer
+/// lands in `room` and [`give_back`](Self::give_back) copies it there.
+struct Padded<'a> {
+    buf: &'a mut dyn Buffer,
+    room: [u8; field::HEADER_LEN],
+}
+
+impl<'a> Padded<'a> {
+    fn new(buf: &'a mut dyn Buffer) -> Self {
+        Padded {
+            buf,
+            room: [0; field::HEADER_LEN],
+        }
+    }
+
+    /// Copies the first `len` bytes of the room to the caller's buffer.
+    fn give_back(self, len: u32) {
+        let src = self.room.iter().take(len as usize);
+        for (d, s) in self.buf.bytes_mut().iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
+impl Buffer for Padded<'_> {
+    fn bytes(&self) -> &[u8] {
+        &self.room
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.room
+    }
+    fn grow_to(&mut self, len: usize) -> bool {
+        len <= self.room.len() && self.buf.grow_to(len)
     }
 }
 
@@ -661,4 +791,216 @@ enum Walk {
     /// Remove every checkpoint above the newest valid one (torn leftovers); if there
     /// is none, remove the oldest checkpoint unless it is the newest valid one.
     MakeRoom,
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::mem::{MemError, MemStorage};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// A store holding checkpoints 1..=n, checkpoint `s` with a payload of `s + 10`
+    /// bytes of value `s`.
+    fn store(n: u64) -> CheckpointStore<MemStorage> {
+        let mut s = CheckpointStore::new(MemStorage::new());
+        for seq in 1..=n {
+            assert_eq!(
+                s.write(7, seq * 10, &vec![seq as u8; seq as usize + 10])
+                    .unwrap(),
+                seq
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn a_buffer_smaller_than_a_header_still_receives_the_payload() {
+        // 12 payload bytes into 12-, 16- and 63-byte buffers (the lent room's path).
+        let mut s = store(2);
+        let mut b12 = [0u8; 12];
+        let c = s.latest(&mut b12).unwrap().unwrap();
+        assert_eq!((c.seq, c.header.len, c.skipped), (2, 12, 0));
+        assert_eq!(b12, [2u8; 12]);
+        let mut b63 = [0u8; 63];
+        assert_eq!(s.latest(&mut b63).unwrap().unwrap().seq, 2);
+        assert_eq!(&b63[..12], &[2u8; 12]);
+        assert!(
+            b63[12..].iter().all(|&b| b == 0),
+            "nothing past the payload"
+        );
+        let mut slice_buf = [0u8; 16];
+        let mut sb: &mut [u8] = &mut slice_buf;
+        assert_eq!(s.load(2, &mut sb).unwrap().unwrap().len, 12);
+        assert_eq!(&slice_buf[..12], &[2u8; 12]);
+        // Too small for the newest valid one: refused, nothing removed.
+        let mut b11 = [0u8; 11];
+        assert!(matches!(
+            s.latest(&mut b11),
+            Err(Error::BufferTooSmall { needed: 12 })
+        ));
+        assert!(matches!(
+            s.retain_newest(1, &mut b11),
+            Err(Error::BufferTooSmall { needed: 12 })
+        ));
+        assert!(matches!(
+            s.load(1, &mut [0u8; 10]),
+            Err(Error::BufferTooSmall { needed: 11 })
+        ));
+        assert_eq!(s.load(1, &mut b11).unwrap().unwrap().last_id, 10);
+        assert_eq!(b11, [1u8; 11]);
+        assert_eq!(s.storage().segments.len(), 2);
+        // Large enough for both: the older one goes.
+        assert_eq!(s.retain_newest(1, &mut b12).unwrap(), 1);
+        assert_eq!(
+            s.storage().segments.keys().copied().collect::<Vec<_>>(),
+            [2]
+        );
+    }
+
+    #[test]
+    fn a_vec_grows_to_hold_the_header_and_the_payload() {
+        let mut s = store(3);
+        s.write(7, 40, &[4u8; 200]).unwrap();
+        let mut v = Vec::new();
+        let c = s.latest(&mut v).unwrap().unwrap();
+        assert_eq!((c.seq, c.header.len), (4, 200));
+        assert_eq!(&v[..200], &[4u8; 200][..]);
+        assert_eq!(s.retain_newest(2, &mut Vec::new()).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_payload_larger_than_the_buffer_is_streamed_through_it() {
+        // A payload of 300 bytes does not fit a 64-byte buffer: it is still verified
+        // (a torn newer one is skipped, the valid one refused), and making room on a
+        // full medium never refuses.
+        let mut s = CheckpointStore::new(MemStorage::new());
+        s.write(7, 10, &[1u8; 300]).unwrap();
+        let mut b64 = [0u8; 64];
+        assert!(matches!(
+            s.latest(&mut b64),
+            Err(Error::BufferTooSmall { needed: 300 })
+        ));
+        s.storage().segments.get_mut(&1).unwrap().push(0x42);
+        assert_eq!(
+            s.load(1, &mut b64).unwrap(),
+            Err(CheckpointError::Trailing(1))
+        );
+        assert!(s.latest(&mut b64).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_store_names_a_damaged_checkpoint_as_decode_does() {
+        // A flipped payload byte and written bytes after the payload: `decode` and the
+        // store both name the trailing bytes first; without them, the checksum.
+        let mut s = store(1);
+        let img = s.storage().segments.get_mut(&1).unwrap();
+        img[field::HEADER_LEN] ^= 1;
+        let flipped = img.clone();
+        img.extend_from_slice(&[0, 3]);
+        let both = img.clone();
+        let mut buf = [0u8; 64];
+        assert_eq!(decode(&both).unwrap_err(), CheckpointError::Trailing(2));
+        assert_eq!(
+            s.load(1, &mut buf).unwrap(),
+            Err(CheckpointError::Trailing(2))
+        );
+        s.storage().segments.insert(1, flipped.clone());
+        assert!(matches!(
+            decode(&flipped),
+            Err(CheckpointError::Checksum { .. })
+        ));
+        assert!(matches!(
+            s.load(1, &mut buf).unwrap(),
+            Err(CheckpointError::Checksum { .. })
+        ));
+    }
+
+    /// `MemStorage` that refuses to create more than `units` segments.
+    struct Full {
+        mem: MemStorage,
+        units: usize,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct FullError(Option<MemError>);
+
+    impl StorageError for FullError {
+        fn kind(&self) -> StorageErrorKind {
+            self.0.map_or(StorageErrorKind::NoSpace, |e| e.kind())
+        }
+    }
+
+    impl ErrorType for Full {
+        type Error = FullError;
+    }
+
+    impl Storage for Full {
+        fn write_size(&self) -> usize {
+            self.mem.write_size()
+        }
+        fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), FullError> {
+            self.mem.list(visit).map_err(|e| FullError(Some(e)))
+        }
+        fn create(&mut self, segment: u64) -> Result<(), FullError> {
+            if self.mem.segments.len() >= self.units {
+                return Err(FullError(None));
+            }
+            self.mem.create(segment).map_err(|e| FullError(Some(e)))
+        }
+        fn len(&mut self, segment: u64) -> Result<u64, FullError> {
+            self.mem.len(segment).map_err(|e| FullError(Some(e)))
+        }
+        fn read(&mut self, segment: u64, at: u64, buf: &mut [u8]) -> Result<usize, FullError> {
+            self.mem
+                .read(segment, at, buf)
+                .map_err(|e| FullError(Some(e)))
+        }
+        fn write(&mut self, segment: u64, at: u64, data: &[u8]) -> Result<(), FullError> {
+            self.mem
+                .write(segment, at, data)
+                .map_err(|e| FullError(Some(e)))
+        }
+        fn sync(&mut self, segment: u64) -> Result<(), FullError> {
+            self.mem.sync(segment).map_err(|e| FullError(Some(e)))
+        }
+        fn truncate(&mut self, segment: u64, len: u64) -> Result<(), FullError> {
+            self.mem
+                .truncate(segment, len)
+                .map_err(|e| FullError(Some(e)))
+        }
+        fn remove(&mut self, segment: u64) -> Result<(), FullError> {
+            self.mem.remove(segment).map_err(|e| FullError(Some(e)))
+        }
+    }
+
+    #[test]
+    fn making_room_uses_the_scratch_buffer_or_its_own() {
+        // An A/B pair whose retention was cut (both valid, the newer one larger than
+        // any room: streamed, never refused), then a torn leftover above the newest
+        // valid one: a write makes room with a publish's scratch buffer of any size,
+        // or without one. The older valid one goes, then the torn one.
+        for scratch in [None, Some(0usize), Some(8), Some(64), Some(512)] {
+            let mut s = CheckpointStore::new(Full {
+                mem: MemStorage::new(),
+                units: 2,
+            });
+            s.write(7, 10, &[1u8; 5]).unwrap();
+            s.write(7, 20, &[2u8; 600]).unwrap();
+            let mut buf = vec![0u8; scratch.unwrap_or(0)];
+            let mut fixed: &mut [u8] = &mut buf;
+            let room = scratch.map(|_| &mut fixed as &mut dyn Buffer);
+            assert_eq!(s.write_in(7, 30, b"third", room).unwrap(), 3, "{scratch:?}");
+            let numbers = |s: &CheckpointStore<Full>| -> Vec<u64> {
+                s.st.mem.segments.keys().copied().collect()
+            };
+            assert_eq!(numbers(&s), [2, 3], "{scratch:?}");
+            s.st.mem.segments.remove(&2);
+            s.st.mem.segments.insert(4, vec![0xA5; 70]);
+            let mut fixed: &mut [u8] = &mut buf;
+            let room = scratch.map(|_| &mut fixed as &mut dyn Buffer);
+            assert_eq!(s.write_in(7, 50, b"sixth", room).unwrap(), 5, "{scratch:?}");
+            assert_eq!(numbers(&s), [3, 5], "{scratch:?}");
+        }
+    }
 }

@@ -61,7 +61,7 @@ where
 {
     writer.check_checkpoint(last_id)?;
     writer.sync()?;
-    let checkpoint_seq = checkpoints.write(writer.log_id(), last_id, payload)?;
+    let checkpoint_seq = checkpoints.write_in(writer.log_id(), last_id, payload, Some(scratch))?;
     let marker_id = match marker {
         Some(m) => {
             let id = writer.append(m)?;
