@@ -539,8 +539,9 @@ enum State {
 pub struct WalWriter<S, B> {
     st: S,
     buf: B,
-    /// [`WalConfig::segment_limit`].
-    segment_limit: u64,
+    /// [`WalConfig::segment_limit`], capped at the address space (as [`limit`](Self::limit)
+    /// caps it anyway): a `usize` keeps the handle one word smaller on 32-bit targets.
+    segment_limit: usize,
     /// [`WalConfig::covered_through`].
     covered_through: u64,
     /// Ring mode: make room by removing the oldest segment when the medium is full.
@@ -559,7 +560,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         WalWriter {
             st: storage,
             buf,
-            segment_limit: cfg.segment_limit,
+            segment_limit: cap_to_usize(cfg.segment_limit),
             covered_through: cfg.covered_through,
             ring: false,
             state: State::Unopened,
@@ -630,7 +631,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     /// Changes the segment size limit for segments filled from now on.
     pub fn set_segment_limit(&mut self, bytes: u64) {
-        self.segment_limit = bytes;
+        self.segment_limit = cap_to_usize(bytes);
     }
 
     /// The storage, for inspection.
@@ -775,7 +776,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// Effective segment limit: the configured one capped by the medium's and by the
     /// address space (segment offsets are `usize`; a reader refuses larger segments).
     fn limit(&self, data_start: u64) -> u64 {
-        let cfg = self.segment_limit.max(data_start + 1);
+        let cfg = (self.segment_limit as u64).max(data_start + 1);
         let cfg = cfg.min(usize::MAX as u64);
         self.st.max_segment_len().map_or(cfg, |m| cfg.min(m))
     }
@@ -1029,6 +1030,11 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
 /// id and seal), and entries a recovery already reported lost would validate again.
 pub(crate) fn remove_torn_creation<S: Storage>(st: &mut S, segment: u64) -> Res<(), S> {
     st.remove(segment).map_err(Error::Storage)
+}
+
+/// `n`, or `usize::MAX` if it does not fit.
+fn cap_to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Whether ring mode is on: always `false` without the `ring` feature, so that its
