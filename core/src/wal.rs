@@ -528,8 +528,9 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
 }
 
 enum State {
-    /// Constructed, storage not looked at yet.
-    Unopened,
+    /// Constructed, storage not looked at yet; holds [`WalConfig::covered_through`],
+    /// which only the open needs (kept beside the appender's niche: no handle space).
+    Unopened(u64),
     Open(Appender),
     /// An I/O or sync error happened; nothing more is accepted.
     Poisoned,
@@ -542,8 +543,6 @@ pub struct WalWriter<S, B> {
     /// [`WalConfig::segment_limit`], capped at the address space (as [`limit`](Self::limit)
     /// caps it anyway): a `usize` keeps the handle one word smaller on 32-bit targets.
     segment_limit: usize,
-    /// [`WalConfig::covered_through`].
-    covered_through: u64,
     /// Ring mode: make room by removing the oldest segment when the medium is full.
     ring: bool,
     state: State,
@@ -561,9 +560,8 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             st: storage,
             buf,
             segment_limit: cap_to_usize(cfg.segment_limit),
-            covered_through: cfg.covered_through,
             ring: false,
-            state: State::Unopened,
+            state: State::Unopened(cfg.covered_through),
             log_id: cfg.log_id,
             next_id: cfg.first_id,
         }
@@ -648,11 +646,11 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         match self.state {
             State::Open(_) => Ok(()),
             State::Poisoned => Err(Error::Poisoned),
-            State::Unopened => {
+            State::Unopened(covered_through) => {
                 // Poisoned unless the open succeeds (`open_log` installs the appender
                 // last): its result is then returned as it is, with no copy kept here.
                 self.state = State::Poisoned;
-                self.open_log()
+                self.open_log(covered_through)
             }
         }
     }
@@ -667,8 +665,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         Ok(ws.trailing_zeros() as u8)
     }
 
-    /// Opens or creates the log; on success the state is [`State::Open`].
-    fn open_log(&mut self) -> Res<(), S> {
+    /// Opens or creates the log, skipping the reads of segments covered through
+    /// `covered_through` ([`WalConfig::covered_through`]); on success the state is
+    /// [`State::Open`].
+    fn open_log(&mut self, covered_through: u64) -> Res<(), S> {
         let align_log2 = self.align_log2()?;
         if !self.buf.grow_to(MIN_WRITE_BUFFER) {
             return Err(Error::BufferTooSmall {
@@ -680,7 +680,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         }
         let rules = ScanRules {
             from_id: u64::MAX,
-            covered: self.covered_through,
+            covered: covered_through,
             modes: Modes {
                 ring: ring_mode(self.ring),
                 strict: false,
