@@ -533,7 +533,10 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
 pub(crate) struct Appender {
     pub seg: u64,
     pub seal: FrameSeal,
-    pub align: usize,
+    /// Write alignment (a power of two up to [`MAX_ALIGN`]), as a byte: it is read
+    /// through [`align`](Self::align), and the byte keeps the appender (and the
+    /// writer that holds one) a word smaller on 32-bit targets.
+    align: u8,
     /// Bytes handed to storage.
     pub written: usize,
     /// Bytes staged in the buffer.
@@ -546,13 +549,16 @@ pub(crate) struct Appender {
     pub has_entries: bool,
 }
 
+// Every alignment fits the appender's byte.
+const _: () = assert!(MAX_ALIGN <= u8::MAX as usize);
+
 impl Appender {
     /// An appender continuing a segment whose valid data ends at `end`.
     pub fn resume(hdr: &SegmentHeader, end: usize) -> Self {
         Appender {
             seg: hdr.segment,
             seal: hdr.seal(),
-            align: hdr.align(),
+            align: hdr.align() as u8,
             written: end,
             fill: 0,
             durable: 0,
@@ -572,6 +578,11 @@ impl Appender {
         st.write(hdr.segment, 0, &block[..start])
             .map_err(Error::Storage)?;
         Ok(Appender::resume(hdr, start))
+    }
+
+    /// Write alignment of this segment.
+    pub fn align(&self) -> usize {
+        usize::from(self.align)
     }
 
     /// Offset where the next frame lands.
@@ -624,7 +635,7 @@ impl Appender {
 
     /// Length of an entry frame with a `len`-byte payload in this segment.
     pub fn frame_len(&self, len: usize) -> u64 {
-        self.form().frame_len(len, self.align)
+        self.form().frame_len(len, self.align())
     }
 
     /// Bytes the due sync marker takes, 0 if none is due.
@@ -705,7 +716,7 @@ impl Appender {
             // buffer, the aligned middle straight from the caller, the rest staged.
             // (Splits, not range slices: `first` < payload length, since the frame is
             // longer than the aligned buffer.)
-            let first = (cap & !(self.align - 1)) - hl;
+            let first = (cap & !(self.align() - 1)) - hl;
             let (lead, rest) = payload.split_at_checked(first).unwrap_or((payload, &[]));
             if let Some(out) = buf.bytes_mut().get_mut(..hl + first) {
                 put_frame(out, head, lead);
@@ -713,13 +724,13 @@ impl Appender {
             self.fill = hl + first;
             self.flush(st, buf)?;
             let (middle, tail) = rest
-                .split_at_checked(rest.len() & !(self.align - 1))
+                .split_at_checked(rest.len() & !(self.align() - 1))
                 .unwrap_or((rest, &[]));
             let written = past(self.written, middle.len())?;
             st.write(self.seg, self.written as u64, middle)
                 .map_err(Error::Storage)?;
             self.written = written;
-            let staged = align_up(tail.len() as u64, self.align) as usize;
+            let staged = align_up(tail.len() as u64, self.align()) as usize;
             if let Some(out) = buf.bytes_mut().get_mut(..staged) {
                 put_frame(out, &[], tail);
             }
@@ -777,7 +788,7 @@ impl Appender {
                     max: max as u64,
                 });
             }
-            let total = self.form().frame_len(len, self.align) as usize;
+            let total = self.form().frame_len(len, self.align()) as usize;
             if at + total > b.len() {
                 continue;
             }

@@ -839,7 +839,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             return Err(too_large(form.max_entry_len() as u64));
         }
         let total = app.frame_len(payload_len);
-        let data_start = crate::frame::data_start(app.align);
+        let data_start = crate::frame::data_start(app.align());
         if let Some(max) = self.st.max_segment_len() {
             if data_start + total > max {
                 return Err(too_large(
@@ -928,7 +928,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         }
         let hdr = SegmentHeader {
             kind: LogKind::Wal,
-            align_log2: app.align.trailing_zeros() as u8,
+            align_log2: app.align().trailing_zeros() as u8,
             log_id: self.log_id,
             segment: next_segment(app.seg)?,
             first_id: self.next_id,
