@@ -198,20 +198,22 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
         let hl = form.head_len();
         let mut at = pos + align;
         while at + hl <= self.extent && !self.failed() {
-            let Some(h) = self.get(at, hl).and_then(|b| FrameHeader::parse(b, form)) else {
-                at += align;
-                continue;
-            };
-            if h.kind == FrameKind::Entry
-                && at
-                    .checked_add(h.span(align))
-                    .is_some_and(|end| end <= self.extent)
-            {
-                // Streamed through the window whatever the frame's size (a frame that
-                // fits the buffer is one read either way): one verification path.
-                for frame_id in [id, id.saturating_add(1)] {
-                    if self.verify_streaming(at, &h, seal, frame_id) {
-                        return true;
+            // Used in place, by reference: no second header slot on the scan's stack.
+            let header = self.get(at, hl).and_then(|b| FrameHeader::parse(b, form));
+            if let Some(h) = &header {
+                if h.kind == FrameKind::Entry
+                    && at
+                        .checked_add(h.span(align))
+                        .is_some_and(|end| end <= self.extent)
+                {
+                    // Streamed through the window whatever the frame's size (a frame
+                    // that fits the buffer is one read either way): one verification
+                    // path. Ids `id` and `id + 1` (a range, not an array: no id pair on
+                    // the stack).
+                    for step in 0..2 {
+                        if self.verify_streaming(at, h, seal, id.saturating_add(step)) {
+                            return true;
+                        }
                     }
                 }
             }
