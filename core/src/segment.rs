@@ -22,6 +22,7 @@
 //! no markers are written.
 
 use crate::buffer::Buffer;
+use crate::checksum::Crc32c;
 use crate::error::{Corruption, Error};
 use crate::frame::{
     align_up, FrameForm, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker, MARKER_ID,
@@ -534,7 +535,11 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
 #[derive(Clone)]
 pub(crate) struct Appender {
     pub seg: u64,
-    pub seal: FrameSeal,
+    /// The seal's checksum prefix and frame form, kept apart (see [`seal`](Self::seal)):
+    /// a whole [`FrameSeal`] carries padding after its form byte, which made the
+    /// appender (and the writer holding one) a word larger on 32-bit targets.
+    prefix: Crc32c,
+    form: FrameForm,
     /// Write alignment (a power of two up to [`MAX_ALIGN`]), as a byte: it is read
     /// through [`align`](Self::align), and the byte keeps the appender (and the
     /// writer that holds one) a word smaller on 32-bit targets.
@@ -557,9 +562,11 @@ const _: () = assert!(MAX_ALIGN <= u8::MAX as usize);
 impl Appender {
     /// An appender continuing a segment whose valid data ends at `end`.
     pub fn resume(hdr: &SegmentHeader, end: usize) -> Self {
+        let (prefix, form) = hdr.seal().into_parts();
         Appender {
             seg: hdr.segment,
-            seal: hdr.seal(),
+            prefix,
+            form,
             align: hdr.align() as u8,
             written: end,
             fill: 0,
@@ -632,7 +639,12 @@ impl Appender {
 
     /// The frame form of this segment.
     pub fn form(&self) -> FrameForm {
-        self.seal.form()
+        self.form
+    }
+
+    /// The seal of this segment's frames.
+    pub fn seal(&self) -> FrameSeal {
+        FrameSeal::from_parts(self.prefix.clone(), self.form)
     }
 
     /// Length of an entry frame with a `len`-byte payload in this segment.
@@ -684,7 +696,7 @@ impl Appender {
         }
         .emit();
         let total = self.marker_len() as usize;
-        let head = self.seal.seal(FrameKind::SyncMarker, MARKER_ID, &payload);
+        let head = self.seal().seal(FrameKind::SyncMarker, MARKER_ID, &payload);
         let hl = self.form().head_len();
         put_frame(
             &mut buf[self.fill..self.fill + total],
@@ -704,7 +716,7 @@ impl Appender {
         id: u64,
         payload: &[u8],
     ) -> Res<(), S> {
-        let head = self.seal.seal(FrameKind::Entry, id, payload);
+        let head = self.seal().seal(FrameKind::Entry, id, payload);
         let hl = self.form().head_len();
         let head = &head[..hl];
         let total = self.frame_len(payload.len()) as usize;
@@ -794,7 +806,9 @@ impl Appender {
             if at + total > b.len() {
                 continue;
             }
-            let head = self.seal.seal(FrameKind::Entry, id, &b[start..start + len]);
+            let head = self
+                .seal()
+                .seal(FrameKind::Entry, id, &b[start..start + len]);
             b[at..start].copy_from_slice(&head[..hl]);
             b[start + len..at + total].fill(0);
             if !with_marker {
@@ -838,7 +852,7 @@ impl Appender {
         let hl = form.head_len();
         // The header was staged by `stage_with`, so it parses.
         let len = FrameHeader::parse(buf, form).map_or(0, |h| h.len as usize);
-        let head = self.seal.seal(FrameKind::Entry, id, &buf[hl..hl + len]);
+        let head = self.seal().seal(FrameKind::Entry, id, &buf[hl..hl + len]);
         buf[..hl].copy_from_slice(&head[..hl]);
         self.fill = total;
         self.has_entries = true;
