@@ -72,72 +72,77 @@ pub(crate) struct SegmentEnd {
 /// A read window over one segment, kept in the caller's buffer.
 ///
 /// Its reads return plain values (`None` / `false` when they fail) and keep the first
-/// error in [`err`](Self::err): a `Result` of the error's size returned through every
-/// level was most of the scan's stack frame on 32-bit targets. After an error no
-/// further storage call is made; callers check `err` before they act on a value.
+/// error in the caller's result slot [`out`](Self::out): a `Result` of the error's size
+/// returned through every level was most of the scan's stack frame on 32-bit targets,
+/// and an error slot of the window's own was most of the rest. After an error no
+/// further storage call is made; callers check [`failed`](Self::failed) before they act
+/// on a value.
 ///
 /// Offsets inside the segment are `usize`: on 32-bit targets `u64` positions cost two
 /// registers each in every loop here. A segment larger than the address space is
 /// refused when the window opens (see [`Window::new`]).
-struct Window<'a, S: Storage, B: Buffer> {
+struct Window<'a, S: Storage, B: Buffer, T> {
     st: &'a mut S,
     buf: &'a mut B,
     seg: u64,
     extent: usize,
     off: usize,
     len: usize,
-    /// The first storage or buffer error of a read, if any.
-    err: Option<Error<<S as crate::storage::ErrorType>::Error>>,
+    /// The caller's result slot: `Ok` until a read fails, then the first storage or
+    /// buffer error.
+    out: &'a mut Res<T, S>,
 }
 
-impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
-    /// A window over segment `seg`; `InvalidConfig` if the segment is larger than this
-    /// target can address (only possible for files on 32-bit targets: 4 GiB).
-    fn new(st: &'a mut S, buf: &'a mut B, seg: u64) -> Res<Self, S> {
-        let extent = st.len(seg).map_err(Error::Storage)?;
-        let extent = usize::try_from(extent).map_err(|_| Error::InvalidConfig(TOO_LARGE))?;
-        Ok(Window {
-            st,
-            buf,
-            seg,
-            extent,
-            off: 0,
-            len: 0,
-            err: None,
-        })
+impl<'a, S: Storage, B: Buffer, T> Window<'a, S, B, T> {
+    /// A window over segment `seg` keeping its errors in `out` (which is `Ok`); `None`,
+    /// with the error in `out`, if the segment's length cannot be read or it is larger
+    /// than this target can address (`InvalidConfig`; only possible for files on 32-bit
+    /// targets: 4 GiB).
+    fn new(st: &'a mut S, buf: &'a mut B, seg: u64, out: &'a mut Res<T, S>) -> Option<Self> {
+        let extent = st
+            .len(seg)
+            .map_err(Error::Storage)
+            .and_then(|n| usize::try_from(n).map_err(|_| Error::InvalidConfig(TOO_LARGE)));
+        match extent {
+            Ok(extent) => Some(Window {
+                st,
+                buf,
+                seg,
+                extent,
+                off: 0,
+                len: 0,
+                out,
+            }),
+            Err(e) => {
+                *out = Err(e);
+                None
+            }
+        }
     }
 
     /// Records a storage error (out of line: no error temporary in [`get`](Self::get)).
     #[cold]
     #[inline(never)]
     fn fail_storage(&mut self, e: <S as crate::storage::ErrorType>::Error) {
-        self.err = Some(Error::Storage(e));
+        *self.out = Err(Error::Storage(e));
     }
 
     /// Whether a read failed.
     fn failed(&self) -> bool {
-        self.err.is_some()
-    }
-
-    /// The read error as a result.
-    fn check(&mut self) -> Res<(), S> {
-        match self.err.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.out.is_err()
     }
 
     /// Bytes `pos..pos + n`, or `None` if they run past the extent or the read failed
-    /// (then [`err`](Self::err) says why: `BufferTooSmall` if the buffer cannot hold
+    /// (then [`out`](Self::out) says why: `BufferTooSmall` if the buffer cannot hold
     /// `n` bytes).
     fn get(&mut self, pos: usize, n: usize) -> Option<&[u8]> {
-        if self.err.is_some() || pos.checked_add(n).is_none_or(|end| end > self.extent) {
+        if self.failed() || pos.checked_add(n).is_none_or(|end| end > self.extent) {
             return None;
         }
         let cached = pos >= self.off && pos + n <= self.off + self.len;
         if !cached {
             if !self.buf.grow_to(n) {
-                self.err = Some(Error::BufferTooSmall { needed: n as u64 });
+                *self.out = Err(Error::BufferTooSmall { needed: n as u64 });
                 return None;
             }
             let want = self.buf.bytes().len().min(self.extent - pos);
@@ -162,7 +167,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
         self.buf.bytes().get(start..start + n)
     }
 
-    /// Whether every byte in `pos..extent` is `value` (check [`err`](Self::err)).
+    /// Whether every byte in `pos..extent` is `value` (check [`failed`](Self::failed)).
     fn rest_is(&mut self, mut pos: usize, value: u8) -> bool {
         while pos < self.extent {
             let n = (self.extent - pos).min(self.buf.bytes().len().max(1));
@@ -176,7 +181,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// Verifies a frame too large for the buffer by streaming its payload through the
-    /// CRC (check [`err`](Self::err)).
+    /// CRC (check [`failed`](Self::failed)).
     fn verify_streaming(&mut self, pos: usize, h: &FrameHeader, seal: &FrameSeal, id: u64) -> bool {
         let mut crc = seal.begin(id, h.word());
         let mut at = pos + h.head_len();
@@ -193,7 +198,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// Whether a valid entry frame carrying `id` or `id + 1` starts at an aligned offset
-    /// after `pos` (check [`err`](Self::err)). For ordered media, which carry no markers.
+    /// after `pos` (check [`failed`](Self::failed)). For ordered media, which carry no markers.
     fn frame_beyond(&mut self, pos: usize, seal: &FrameSeal, id: u64, align: usize) -> bool {
         let form = seal.form();
         let hl = form.head_len();
@@ -224,7 +229,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any
-    /// (check [`err`](Self::err)). `log_id`: the log the marker must belong to; `None`
+    /// (check [`failed`](Self::failed)). `log_id`: the log the marker must belong to; `None`
     /// accepts the log id the marker names (its checksum covers it), for segments whose
     /// header is unreadable.
     fn marker_beyond(
@@ -280,14 +285,19 @@ fn parse_marker(
 /// `id >= deliver_from`, and classifies its end (see the module docs). Entries below
 /// `deliver_from` are verified but never need to fit the buffer: a frame larger than
 /// it has its checksum streamed.
-pub(crate) fn scan<S, B, F>(
+///
+/// `out` is `Ok` on entry; an error is left in it (then the returned end means
+/// nothing). It is the caller's result slot, so that no error slot of the scan's own is
+/// on its stack.
+pub(crate) fn scan_into<S, B, T, F>(
+    out: &mut Res<T, S>,
     st: &mut S,
     buf: &mut B,
     hdr: &SegmentHeader,
     bound: Bound,
     deliver_from: u64,
     mut on_entry: F,
-) -> Res<SegmentEnd, S>
+) -> SegmentEnd
 where
     S: Storage,
     B: Buffer,
@@ -297,12 +307,43 @@ where
         Bound::Sealed(e) => (true, e),
         Bound::Open => (false, 0),
     };
-    scan_dyn(st, buf, hdr, sealed, seal_end, deliver_from, &mut on_entry)
+    scan_dyn(
+        out,
+        st,
+        buf,
+        hdr,
+        sealed,
+        seal_end,
+        deliver_from,
+        &mut on_entry,
+    )
 }
 
-/// The body of [`scan`]: one copy per storage type.
+/// [`scan_into`] with its result returned (for callers that hold no result slot of
+/// their own).
+pub(crate) fn scan<S, B, F>(
+    st: &mut S,
+    buf: &mut B,
+    hdr: &SegmentHeader,
+    bound: Bound,
+    deliver_from: u64,
+    on_entry: F,
+) -> Res<SegmentEnd, S>
+where
+    S: Storage,
+    B: Buffer,
+    F: FnMut(u64, &[u8]) -> Res<(), S>,
+{
+    let mut out = Ok(());
+    let end = scan_into(&mut out, st, buf, hdr, bound, deliver_from, on_entry);
+    out.map(|()| end)
+}
+
+/// The body of [`scan_into`]: one copy per storage type (and result slot type).
 #[inline(never)]
-fn scan_dyn<S, B>(
+#[allow(clippy::too_many_arguments)] // pointers and scalars, no struct copy on the caller's stack
+fn scan_dyn<S, B, T>(
+    out: &mut Res<T, S>,
     st: &mut S,
     buf: &mut B,
     hdr: &SegmentHeader,
@@ -310,7 +351,7 @@ fn scan_dyn<S, B>(
     seal_end: u64,
     deliver_from: u64,
     on_entry: &mut OnEntry<'_, S>,
-) -> Res<SegmentEnd, S>
+) -> SegmentEnd
 where
     S: Storage,
     B: Buffer,
@@ -321,117 +362,136 @@ where
     let form = hdr.form;
     let hl = form.head_len();
     let align = hdr.align();
-    let mut w = Window::new(st, buf, hdr.segment)?;
-    let data_start = hdr.data_start() as usize;
-    let limit = match sealed {
-        true if seal_end > w.extent as u64 || seal_end < data_start as u64 => {
-            return Err(Error::corrupt(w.seg, seal_end, Corruption::SealMismatch))
-        }
-        true => seal_end as usize,
-        false => w.extent,
+    let done = |end: usize, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
+    let Some(mut w) = Window::new(st, buf, hdr.segment, out) else {
+        return done(0, Tail::Clean, 0);
     };
+    let data_start = hdr.data_start() as usize;
+    let corrupt = |seg: u64, pos: usize, why: Corruption| Error::corrupt(seg, pos as u64, why);
     let mut pos = data_start;
     let mut id = hdr.first_id;
-    let done = |end: usize, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
-    let corrupt = |seg: u64, pos: usize, why: Corruption| Error::corrupt(seg, pos as u64, why);
-    loop {
-        if pos == limit && sealed {
-            return Ok(done(pos, Tail::Clean, id));
-        }
-        // Ordered media carry no sync markers (the core writes none there): a marker
-        // is not a frame there, which also folds the marker checks out of their builds.
-        let header = w
-            .get(pos, hl)
-            .and_then(|b| FrameHeader::parse(b, form))
-            .filter(|h| {
-                pos.checked_add(h.span(align))
-                    .is_some_and(|end| end <= limit)
-            })
-            .filter(|h| !ordered || h.kind == FrameKind::Entry);
-        w.check()?;
-        let verified = match header {
-            None => None,
-            Some(h) => {
-                let entry = h.kind == FrameKind::Entry;
-                let frame_id = if entry { id } else { MARKER_ID };
-                let total = hl + h.len as usize;
-                let ok = if !w.buf.grow_to(total) {
-                    // Larger than the buffer: its checksum is streamed, and only an entry
-                    // that is not delivered may be that large.
-                    let ok = w.verify_streaming(pos, &h, &seal, frame_id);
-                    w.check()?;
-                    if ok && !(entry && id < deliver_from) {
-                        return Err(Error::BufferTooSmall {
-                            needed: total as u64,
-                        });
-                    }
-                    ok
-                } else if let Some(bytes) = w.get(pos, total) {
-                    // `get`, not a range slice (an outlined, bounds-checked call at
-                    // opt-level `z`): `bytes` is the whole frame, longer than `hl`.
-                    let payload = bytes.get(hl..).unwrap_or_default();
-                    let ok = h.verify(&seal, frame_id, payload);
-                    if ok && entry && id >= deliver_from {
-                        on_entry(id, payload)?;
-                    } else if ok && !entry {
-                        let sound = payload
-                            .first_chunk()
-                            .map(SyncMarker::parse)
-                            .is_some_and(|m| {
-                                m.watermark <= pos as u64
-                                    && m.next_id == id
-                                    && m.log_id == hdr.log_id
-                            });
-                        if !sound {
-                            return Err(corrupt(w.seg, pos, Corruption::BadSyncMarker));
+    // Every `break` happens while the window holds no error (each read's failure is
+    // checked first), with the scan's error; a read error is already in the slot.
+    let err = 'scan: {
+        let limit = match sealed {
+            true if seal_end > w.extent as u64 || seal_end < data_start as u64 => {
+                break 'scan Error::corrupt(w.seg, seal_end, Corruption::SealMismatch);
+            }
+            true => seal_end as usize,
+            false => w.extent,
+        };
+        loop {
+            if pos == limit && sealed {
+                return done(pos, Tail::Clean, id);
+            }
+            // Ordered media carry no sync markers (the core writes none there): a marker
+            // is not a frame there, which also folds the marker checks out of their builds.
+            let header = w
+                .get(pos, hl)
+                .and_then(|b| FrameHeader::parse(b, form))
+                .filter(|h| {
+                    pos.checked_add(h.span(align))
+                        .is_some_and(|end| end <= limit)
+                })
+                .filter(|h| !ordered || h.kind == FrameKind::Entry);
+            if w.failed() {
+                return done(pos, Tail::Clean, id);
+            }
+            let verified = match header {
+                None => None,
+                Some(h) => {
+                    let entry = h.kind == FrameKind::Entry;
+                    let frame_id = if entry { id } else { MARKER_ID };
+                    let total = hl + h.len as usize;
+                    let ok = if !w.buf.grow_to(total) {
+                        // Larger than the buffer: its checksum is streamed, and only an
+                        // entry that is not delivered may be that large.
+                        let ok = w.verify_streaming(pos, &h, &seal, frame_id);
+                        if w.failed() {
+                            return done(pos, Tail::Clean, id);
+                        }
+                        if ok && !(entry && id < deliver_from) {
+                            break 'scan Error::BufferTooSmall {
+                                needed: total as u64,
+                            };
+                        }
+                        ok
+                    } else if let Some(bytes) = w.get(pos, total) {
+                        // `get`, not a range slice (an outlined, bounds-checked call at
+                        // opt-level `z`): `bytes` is the whole frame, longer than `hl`.
+                        let payload = bytes.get(hl..).unwrap_or_default();
+                        let ok = h.verify(&seal, frame_id, payload);
+                        if ok && entry && id >= deliver_from {
+                            if let Err(e) = on_entry(id, payload) {
+                                break 'scan e;
+                            }
+                        } else if ok && !entry {
+                            let sound =
+                                payload
+                                    .first_chunk()
+                                    .map(SyncMarker::parse)
+                                    .is_some_and(|m| {
+                                        m.watermark <= pos as u64
+                                            && m.next_id == id
+                                            && m.log_id == hdr.log_id
+                                    });
+                            if !sound {
+                                break 'scan corrupt(w.seg, pos, Corruption::BadSyncMarker);
+                            }
+                        }
+                        ok
+                    } else {
+                        if w.failed() {
+                            return done(pos, Tail::Clean, id);
+                        }
+                        false
+                    };
+                    if ok && entry {
+                        match next_entry_id(id, w.seg, pos as u64) {
+                            Ok(next) => id = next,
+                            Err(e) => break 'scan e,
                         }
                     }
-                    ok
-                } else {
-                    w.check()?;
-                    false
-                };
-                if ok && entry {
-                    id = next_entry_id(id, w.seg, pos as u64)?;
+                    ok.then_some(h)
                 }
-                ok.then_some(h)
+            };
+            match verified {
+                // Fits below `limit` (checked above), so in `usize`.
+                Some(h) => pos += h.span(align),
+                None => {
+                    // The first undecodable frame: decide what it is.
+                    if sealed {
+                        break 'scan corrupt(w.seg, pos, Corruption::BadFrameInSealedSegment);
+                    }
+                    // One error check for the three looks: after a failed read the
+                    // window makes no further storage call and each look finds nothing.
+                    let clean = w.rest_is(pos, unwritten);
+                    // Ordered media carry no sync markers (the core writes none there);
+                    // on them `frame_beyond` finds any valid entry frame after the damage.
+                    let below_watermark = !clean
+                        && !ordered
+                        && w.marker_beyond(pos, Some(hdr.log_id), align, form)
+                            .is_some();
+                    let before_valid = !clean && ordered && w.frame_beyond(pos, &seal, id, align);
+                    if w.failed() || clean {
+                        return done(pos, Tail::Clean, id);
+                    }
+                    if below_watermark {
+                        break 'scan corrupt(w.seg, pos, Corruption::BadFrameBelowWatermark);
+                    }
+                    if before_valid {
+                        break 'scan corrupt(w.seg, pos, Corruption::BadFrameBeforeValidFrame);
+                    }
+                    return done(pos, Tail::Torn, id);
+                }
             }
-        };
-        match verified {
-            // Fits below `limit` (checked above), so in `usize`.
-            Some(h) => pos += h.span(align),
-            None => {
-                // The first undecodable frame: decide what it is.
-                if sealed {
-                    return Err(corrupt(w.seg, pos, Corruption::BadFrameInSealedSegment));
-                }
-                // One error check for the three looks: after a failed read the window
-                // makes no further storage call and each look finds nothing.
-                let clean = w.rest_is(pos, unwritten);
-                // Ordered media carry no sync markers (the core writes none there); on
-                // them `frame_beyond` finds any valid entry frame after the damage.
-                let below_watermark = !clean
-                    && !ordered
-                    && w.marker_beyond(pos, Some(hdr.log_id), align, form)
-                        .is_some();
-                let before_valid = !clean && ordered && w.frame_beyond(pos, &seal, id, align);
-                w.check()?;
-                if clean {
-                    return Ok(done(pos, Tail::Clean, id));
-                }
-                if below_watermark {
-                    return Err(corrupt(w.seg, pos, Corruption::BadFrameBelowWatermark));
-                }
-                if before_valid {
-                    return Err(corrupt(w.seg, pos, Corruption::BadFrameBeforeValidFrame));
-                }
-                return Ok(done(pos, Tail::Torn, id));
+            if sealed && pos > limit {
+                break 'scan corrupt(w.seg, pos, Corruption::SealMismatch);
             }
         }
-        if sealed && pos > limit {
-            return Err(corrupt(w.seg, pos, Corruption::SealMismatch));
-        }
-    }
+    };
+    *w.out = Err(err);
+    done(pos, Tail::Clean, id)
 }
 
 /// A placeholder for a header slot that a read fills.
@@ -500,9 +560,10 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
         } else {
             FrameForm::Long
         };
-        let mut w = Window::new(st, buf, seg)?;
-        let found = w.marker_beyond(0, None, align, form).is_some();
-        w.check()?;
+        let mut out = Ok(());
+        let found = Window::new(st, buf, seg, &mut out)
+            .is_some_and(|mut w| w.marker_beyond(0, None, align, form).is_some());
+        out?;
         if found {
             return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
         }

@@ -142,19 +142,21 @@ struct Modes {
 }
 
 /// Scans the whole log once (see [`ScanRules`]), filling `report` if given (it starts as
-/// [`ReplayReport::default`]); returns what it found, with the header of the log's last
-/// valid segment in `slots[0]` if it has one; `slots[1]` holds its successor's header
-/// while the pass runs. (The slots are the caller's: a header held in the scan's own
+/// [`ReplayReport::default`]); leaves what it found in `out` (which is
+/// `Ok(Found::Empty)` on entry), with the header of the log's last valid segment in
+/// `slots[0]` if it has one; `slots[1]` holds its successor's header while the pass
+/// runs. (The slots are the caller's: a header held in the scan's own
 /// frame would be spilled field by field around every call; one pointer for both.)
+#[allow(clippy::too_many_arguments)] // pointers and a small value, no struct copy
 fn scan_log<S, B, F>(
+    out: &mut Res<Found, S>,
     st: &mut S,
     buf: &mut B,
     rules: ScanRules,
     report: Option<&mut ReplayReport>,
     slots: &mut [SegmentHeader; 2],
     mut on_entry: F,
-) -> Res<Found, S>
-where
+) where
     S: Storage,
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
@@ -165,6 +167,7 @@ where
         modes,
     } = rules;
     scan_log_dyn(
+        out,
         st,
         buf,
         modes,
@@ -198,9 +201,23 @@ fn no_slots() -> [SegmentHeader; 2] {
     [NO_HEADER; 2]
 }
 
-/// The body of [`scan_log`]: one copy per storage type.
+/// `r`'s value, or `None` with its error left in `out`.
+fn keep<T, U, E>(out: &mut Result<U, Error<E>>, r: Result<T, Error<E>>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            *out = Err(e);
+            None
+        }
+    }
+}
+
+/// The body of [`scan_log`]: one copy per storage type. Leaves its result in `out`
+/// (which is `Ok(Found::Empty)` on entry), the caller's slot: each segment's scan keeps
+/// its errors there too, so that no frame below holds an error slot for it.
 #[allow(clippy::too_many_arguments)] // scalars, not a struct copy on the caller's stack
 fn scan_log_dyn<S, B>(
+    out: &mut Res<Found, S>,
     st: &mut S,
     buf: &mut B,
     modes: Modes,
@@ -209,23 +226,30 @@ fn scan_log_dyn<S, B>(
     mut report: Option<&mut ReplayReport>,
     slots: &mut [SegmentHeader; 2],
     on_entry: &mut segment::OnEntry<'_, S>,
-) -> Res<Found, S>
-where
+) where
     S: Storage,
     B: Buffer,
 {
     let [cur, succ] = slots;
-    let (last_seg, torn_header) =
-        match scan_start(st, buf, modes.ring, report.as_deref_mut(), cur, succ)? {
-            Start::Run(last_seg, torn_header) => (last_seg, torn_header),
-            Start::Empty => return Ok(Found::Empty),
-            Start::TornOnly(seg) => {
-                if let Some(r) = report {
-                    torn_end(modes, r, seg, 0)?;
+    let Some(start) = keep(
+        out,
+        scan_start(st, buf, modes.ring, report.as_deref_mut(), cur, succ),
+    ) else {
+        return;
+    };
+    let (last_seg, torn_header) = match start {
+        Start::Run(last_seg, torn_header) => (last_seg, torn_header),
+        Start::Empty => return,
+        Start::TornOnly(seg) => {
+            if let Some(r) = report {
+                if keep(out, torn_end(modes, r, seg, 0)).is_none() {
+                    return;
                 }
-                return Ok(Found::TornOnly(seg));
             }
-        };
+            *out = Ok(Found::TornOnly(seg));
+            return;
+        }
+    };
     if let Some(r) = report.as_deref_mut() {
         r.first_id = Some(cur.first_id);
     }
@@ -236,11 +260,17 @@ where
         let n = cur.segment;
         let sealed = n < last_seg;
         let skip = if sealed {
-            if !segment::read_header_into(st, n + 1, succ)? {
-                return Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
+            match keep(out, segment::read_header_into(st, n + 1, succ)) {
+                Some(true) => {}
+                Some(false) => {
+                    *out = Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
+                    return;
+                }
+                None => return,
             }
             if succ.segment != n + 1 {
-                return Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
+                *out = Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
+                return;
             }
             // `first_id - 1 <= covered`: the same as `first_id <= covered + 1` (also at
             // 0 and `u64::MAX`), without a sum kept live across the loop.
@@ -259,39 +289,50 @@ where
                 true => Bound::Sealed(succ.prev_end),
                 false => Bound::Open,
             };
-            let end = segment::scan(st, buf, cur, bound, from_id, |id, payload| {
+            let end = segment::scan_into(out, st, buf, cur, bound, from_id, |id, payload| {
                 if let Some(r) = report.as_deref_mut() {
                     r.entries += 1;
                     r.payload_bytes += payload.len() as u64;
                 }
                 on_entry(id, payload)
-            })?;
+            });
+            if out.is_err() {
+                return;
+            }
             if let Some(r) = report.as_deref_mut() {
                 r.segments += 1;
                 if !sealed {
                     r.next_id = end.next_id;
-                    if end.tail == Tail::Torn {
-                        torn_end(modes, r, n, end.end as u64)?;
+                    let torn = if end.tail == Tail::Torn {
+                        torn_end(modes, r, n, end.end as u64)
                     } else if torn_header {
-                        torn_end(modes, r, n + 1, 0)?;
+                        torn_end(modes, r, n + 1, 0)
+                    } else {
+                        Ok(())
+                    };
+                    if keep(out, torn).is_none() {
+                        return;
                     }
                 }
             }
             if !sealed {
-                return Ok(Found::Log(Layout {
+                *out = Ok(Found::Log(Layout {
                     next_id: end.next_id,
                     end: end.end,
                     tail: end.tail,
                     torn_header,
                 }));
+                return;
             }
             end.next_id
         };
         if succ.kind != LogKind::Wal || succ.log_id != cur.log_id {
-            return Err(Error::corrupt(n + 1, 0, Corruption::ForeignSegment));
+            *out = Err(Error::corrupt(n + 1, 0, Corruption::ForeignSegment));
+            return;
         }
         if succ.first_id != next_id {
-            return Err(Error::corrupt(n + 1, 0, Corruption::EntryIdGap));
+            *out = Err(Error::corrupt(n + 1, 0, Corruption::EntryIdGap));
+            return;
         }
         *cur = *succ;
     }
@@ -510,15 +551,17 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
             },
         };
         let mut slots = no_slots();
+        let mut found = Ok(Found::Empty);
         scan_log(
+            &mut found,
             &mut self.st,
             &mut self.buf,
             rules,
             Some(report),
             &mut slots,
             f,
-        )?;
-        Ok(())
+        );
+        found.map(|_| ())
     }
 
     /// Gives back the storage and buffer.
@@ -687,14 +730,20 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             },
         };
         let mut slots = no_slots();
-        let found = scan_log(
-            &mut self.st,
-            &mut self.buf,
-            rules,
-            None,
-            &mut slots,
-            |_, _| Ok(()),
-        )?;
+        // The result slot's scope ends here: later results reuse its stack space.
+        let found = {
+            let mut found = Ok(Found::Empty);
+            scan_log(
+                &mut found,
+                &mut self.st,
+                &mut self.buf,
+                rules,
+                None,
+                &mut slots,
+                |_, _| Ok(()),
+            );
+            found?
+        };
         let last = &mut slots[0];
         match found {
             Found::Empty | Found::TornOnly(_) => {
