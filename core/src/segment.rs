@@ -546,8 +546,14 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
     seg: u64,
     named_ours: bool,
 ) -> Res<(), S> {
+    // The first bytes decide only for a segment not named ours: a WAL segment's are not
+    // read (a read that could only fail, and whose buffer and result would sit in
+    // every caller's frame).
     let mut raw = [0u8; crate::frame::header::MAGIC.end];
-    let n = st.read(seg, 0, &mut raw).map_err(Error::Storage)?;
+    let n = match named_ours {
+        true => 0,
+        false => st.read(seg, 0, &mut raw).map_err(Error::Storage)?,
+    };
     let unwritten = st.unwritten_byte();
     let align = st.write_size();
     // Every marker's watermark lies beyond the header, so "beyond offset 0" finds all.
