@@ -142,11 +142,13 @@ struct Modes {
 }
 
 /// Scans the whole log once (see [`ScanRules`]), filling `report` if given (it starts as
-/// [`ReplayReport::default`]); leaves what it found in `out` (which is
-/// `Ok(Found::Empty)` on entry), with the header of the log's last valid segment in
-/// `slots[0]` if it has one; `slots[1]` holds its successor's header while the pass
-/// runs. (The slots are the caller's: a header held in the scan's own
-/// frame would be spilled field by field around every call; one pointer for both.)
+/// [`ReplayReport::default`]) and delivering entries to `on_entry` (without a report,
+/// as in the writer's open, nothing is delivered, whatever `rules.from_id`); leaves what
+/// it found in `out` (which is `Ok(Found::Empty)` on entry), with the header of the
+/// log's last valid segment in `slots[0]` if it has one; `slots[1]` holds its
+/// successor's header while the pass runs. (The slots are the caller's: a header held in
+/// the scan's own frame would be spilled field by field around every call; one pointer
+/// for both.)
 #[allow(clippy::too_many_arguments)] // pointers and a small value, no struct copy
 fn scan_log<S, B, F>(
     out: &mut Res<Found, S>,
@@ -166,17 +168,29 @@ fn scan_log<S, B, F>(
         covered,
         modes,
     } = rules;
-    scan_log_dyn(
-        out,
-        st,
-        buf,
-        modes,
-        from_id,
-        covered,
-        report,
-        slots,
-        &mut on_entry,
-    )
+    let mut deliver;
+    let deliver = match report {
+        Some(report) => {
+            deliver = Deliver {
+                from_id,
+                report,
+                on_entry: &mut on_entry,
+            };
+            Some(&mut deliver)
+        }
+        None => None,
+    };
+    scan_log_dyn(out, st, buf, modes, covered, deliver, slots)
+}
+
+/// A replay's first delivered id, report and callback, passed to the log pass as one
+/// pointer: the writer's open, which delivers nothing, passes none (five argument
+/// words less on its stack, beside the two header slots).
+struct Deliver<'a, 'f, S: Storage> {
+    /// [`ScanRules::from_id`].
+    from_id: u64,
+    report: &'a mut ReplayReport,
+    on_entry: &'a mut segment::OnEntry<'f, S>,
 }
 
 /// Records in `report` that the replay's prefix was cut at `segment`, `offset`; strict
@@ -221,11 +235,9 @@ fn scan_log_dyn<S, B>(
     st: &mut S,
     buf: &mut B,
     modes: Modes,
-    from_id: u64,
     covered: u64,
-    mut report: Option<&mut ReplayReport>,
+    mut deliver: Option<&mut Deliver<'_, '_, S>>,
     slots: &mut [SegmentHeader; 2],
-    on_entry: &mut segment::OnEntry<'_, S>,
 ) where
     S: Storage,
     B: Buffer,
@@ -233,7 +245,7 @@ fn scan_log_dyn<S, B>(
     let [cur, succ] = slots;
     let Some(start) = keep(
         out,
-        scan_start(st, buf, modes.ring, report.as_deref_mut(), cur, succ),
+        scan_start(st, buf, modes.ring, deliver.as_deref_mut(), cur, succ),
     ) else {
         return;
     };
@@ -241,8 +253,8 @@ fn scan_log_dyn<S, B>(
         Start::Run(last_seg, torn_header) => (last_seg, torn_header),
         Start::Empty => return,
         Start::TornOnly(seg) => {
-            if let Some(r) = report {
-                if keep(out, torn_end(modes, r, seg, 0)).is_none() {
+            if let Some(d) = deliver {
+                if keep(out, torn_end(modes, d.report, seg, 0)).is_none() {
                     return;
                 }
             }
@@ -250,8 +262,8 @@ fn scan_log_dyn<S, B>(
             return;
         }
     };
-    if let Some(r) = report.as_deref_mut() {
-        r.first_id = Some(cur.first_id);
+    if let Some(d) = deliver.as_deref_mut() {
+        d.report.first_id = Some(cur.first_id);
     }
     // `scan_start` checked the first segment; each successor is checked against its
     // predecessor before the pass moves to it (the same log, ids continuing), so
@@ -289,17 +301,27 @@ fn scan_log_dyn<S, B>(
                 true => Bound::Sealed(succ.prev_end),
                 false => Bound::Open,
             };
-            let end = segment::scan_into(out, st, buf, cur, bound, from_id, |id, payload| {
-                if let Some(r) = report.as_deref_mut() {
-                    r.entries += 1;
-                    r.payload_bytes += payload.len() as u64;
-                }
-                on_entry(id, payload)
-            });
+            let end = segment::scan_into(
+                out,
+                st,
+                buf,
+                cur,
+                bound,
+                deliver.as_deref().map_or(u64::MAX, |d| d.from_id),
+                |id, payload| match deliver.as_deref_mut() {
+                    Some(d) => {
+                        d.report.entries += 1;
+                        d.report.payload_bytes += payload.len() as u64;
+                        (d.on_entry)(id, payload)
+                    }
+                    None => Ok(()),
+                },
+            );
             if out.is_err() {
                 return;
             }
-            if let Some(r) = report.as_deref_mut() {
+            if let Some(d) = deliver.as_deref_mut() {
+                let r = &mut *d.report;
                 r.segments += 1;
                 if !sealed {
                     r.next_id = end.next_id;
@@ -349,7 +371,7 @@ fn scan_start<S, B>(
     st: &mut S,
     buf: &mut B,
     ring: bool,
-    report: Option<&mut ReplayReport>,
+    deliver: Option<&mut Deliver<'_, '_, S>>,
     first_out: &mut SegmentHeader,
     scratch: &mut SegmentHeader,
 ) -> Res<Start, S>
@@ -388,8 +410,8 @@ where
     }
     if ring && lo < last_seg && !oldest_is_sound(st, buf, first.then_some(&*first_out), lo)? {
         // The overwrite of a full ring was cut while erasing its oldest segment.
-        if let Some(r) = report {
-            r.dropped_oldest = true;
+        if let Some(d) = deliver {
+            d.report.dropped_oldest = true;
         }
         lo += 1;
         first = segment::read_header_into(st, lo, first_out)?;
