@@ -394,6 +394,17 @@ impl FrameSeal {
         self.form
     }
 
+    /// The seal's checksum prefix and frame form, for a holder that keeps them apart
+    /// (the appender: its form byte then packs beside its other small fields).
+    pub(crate) fn into_parts(self) -> (Crc32c, FrameForm) {
+        (self.prefix, self.form)
+    }
+
+    /// The seal from the parts [`into_parts`](Self::into_parts) gave.
+    pub(crate) fn from_parts(prefix: Crc32c, form: FrameForm) -> Self {
+        FrameSeal { prefix, form }
+    }
+
     /// Checksum of a frame with implicit `entry_id` (0 for markers), `word` and `payload`.
     pub fn checksum(&self, entry_id: u64, word: u32, payload: &[u8]) -> u32 {
         let mut crc = self.begin(entry_id, word);

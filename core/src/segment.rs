@@ -22,6 +22,7 @@
 //! no markers are written.
 
 use crate::buffer::Buffer;
+use crate::checksum::Crc32c;
 use crate::error::{Corruption, Error};
 use crate::frame::{
     align_up, FrameForm, FrameHeader, FrameKind, FrameSeal, SegmentHeader, SyncMarker, MARKER_ID,
@@ -71,72 +72,77 @@ pub(crate) struct SegmentEnd {
 /// A read window over one segment, kept in the caller's buffer.
 ///
 /// Its reads return plain values (`None` / `false` when they fail) and keep the first
-/// error in [`err`](Self::err): a `Result` of the error's size returned through every
-/// level was most of the scan's stack frame on 32-bit targets. After an error no
-/// further storage call is made; callers check `err` before they act on a value.
+/// error in the caller's result slot [`out`](Self::out): a `Result` of the error's size
+/// returned through every level was most of the scan's stack frame on 32-bit targets,
+/// and an error slot of the window's own was most of the rest. After an error no
+/// further storage call is made; callers check [`failed`](Self::failed) before they act
+/// on a value.
 ///
 /// Offsets inside the segment are `usize`: on 32-bit targets `u64` positions cost two
 /// registers each in every loop here. A segment larger than the address space is
 /// refused when the window opens (see [`Window::new`]).
-struct Window<'a, S: Storage, B: Buffer> {
+struct Window<'a, S: Storage, B: Buffer, T> {
     st: &'a mut S,
     buf: &'a mut B,
     seg: u64,
     extent: usize,
     off: usize,
     len: usize,
-    /// The first storage or buffer error of a read, if any.
-    err: Option<Error<<S as crate::storage::ErrorType>::Error>>,
+    /// The caller's result slot: `Ok` until a read fails, then the first storage or
+    /// buffer error.
+    out: &'a mut Res<T, S>,
 }
 
-impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
-    /// A window over segment `seg`; `InvalidConfig` if the segment is larger than this
-    /// target can address (only possible for files on 32-bit targets: 4 GiB).
-    fn new(st: &'a mut S, buf: &'a mut B, seg: u64) -> Res<Self, S> {
-        let extent = st.len(seg).map_err(Error::Storage)?;
-        let extent = usize::try_from(extent).map_err(|_| Error::InvalidConfig(TOO_LARGE))?;
-        Ok(Window {
-            st,
-            buf,
-            seg,
-            extent,
-            off: 0,
-            len: 0,
-            err: None,
-        })
+impl<'a, S: Storage, B: Buffer, T> Window<'a, S, B, T> {
+    /// A window over segment `seg` keeping its errors in `out` (which is `Ok`); `None`,
+    /// with the error in `out`, if the segment's length cannot be read or it is larger
+    /// than this target can address (`InvalidConfig`; only possible for files on 32-bit
+    /// targets: 4 GiB).
+    fn new(st: &'a mut S, buf: &'a mut B, seg: u64, out: &'a mut Res<T, S>) -> Option<Self> {
+        let extent = st
+            .len(seg)
+            .map_err(Error::Storage)
+            .and_then(|n| usize::try_from(n).map_err(|_| Error::InvalidConfig(TOO_LARGE)));
+        match extent {
+            Ok(extent) => Some(Window {
+                st,
+                buf,
+                seg,
+                extent,
+                off: 0,
+                len: 0,
+                out,
+            }),
+            Err(e) => {
+                *out = Err(e);
+                None
+            }
+        }
     }
 
     /// Records a storage error (out of line: no error temporary in [`get`](Self::get)).
     #[cold]
     #[inline(never)]
     fn fail_storage(&mut self, e: <S as crate::storage::ErrorType>::Error) {
-        self.err = Some(Error::Storage(e));
+        *self.out = Err(Error::Storage(e));
     }
 
     /// Whether a read failed.
     fn failed(&self) -> bool {
-        self.err.is_some()
-    }
-
-    /// The read error as a result.
-    fn check(&mut self) -> Res<(), S> {
-        match self.err.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.out.is_err()
     }
 
     /// Bytes `pos..pos + n`, or `None` if they run past the extent or the read failed
-    /// (then [`err`](Self::err) says why: `BufferTooSmall` if the buffer cannot hold
+    /// (then [`out`](Self::out) says why: `BufferTooSmall` if the buffer cannot hold
     /// `n` bytes).
     fn get(&mut self, pos: usize, n: usize) -> Option<&[u8]> {
-        if self.err.is_some() || pos.checked_add(n).is_none_or(|end| end > self.extent) {
+        if self.failed() || pos.checked_add(n).is_none_or(|end| end > self.extent) {
             return None;
         }
         let cached = pos >= self.off && pos + n <= self.off + self.len;
         if !cached {
             if !self.buf.grow_to(n) {
-                self.err = Some(Error::BufferTooSmall { needed: n as u64 });
+                *self.out = Err(Error::BufferTooSmall { needed: n as u64 });
                 return None;
             }
             let want = self.buf.bytes().len().min(self.extent - pos);
@@ -161,7 +167,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
         self.buf.bytes().get(start..start + n)
     }
 
-    /// Whether every byte in `pos..extent` is `value` (check [`err`](Self::err)).
+    /// Whether every byte in `pos..extent` is `value` (check [`failed`](Self::failed)).
     fn rest_is(&mut self, mut pos: usize, value: u8) -> bool {
         while pos < self.extent {
             let n = (self.extent - pos).min(self.buf.bytes().len().max(1));
@@ -175,7 +181,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// Verifies a frame too large for the buffer by streaming its payload through the
-    /// CRC (check [`err`](Self::err)).
+    /// CRC (check [`failed`](Self::failed)).
     fn verify_streaming(&mut self, pos: usize, h: &FrameHeader, seal: &FrameSeal, id: u64) -> bool {
         let mut crc = seal.begin(id, h.word());
         let mut at = pos + h.head_len();
@@ -192,26 +198,28 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// Whether a valid entry frame carrying `id` or `id + 1` starts at an aligned offset
-    /// after `pos` (check [`err`](Self::err)). For ordered media, which carry no markers.
+    /// after `pos` (check [`failed`](Self::failed)). For ordered media, which carry no markers.
     fn frame_beyond(&mut self, pos: usize, seal: &FrameSeal, id: u64, align: usize) -> bool {
         let form = seal.form();
         let hl = form.head_len();
         let mut at = pos + align;
         while at + hl <= self.extent && !self.failed() {
-            let Some(h) = self.get(at, hl).and_then(|b| FrameHeader::parse(b, form)) else {
-                at += align;
-                continue;
-            };
-            if h.kind == FrameKind::Entry
-                && at
-                    .checked_add(h.span(align))
-                    .is_some_and(|end| end <= self.extent)
-            {
-                // Streamed through the window whatever the frame's size (a frame that
-                // fits the buffer is one read either way): one verification path.
-                for frame_id in [id, id.saturating_add(1)] {
-                    if self.verify_streaming(at, &h, seal, frame_id) {
-                        return true;
+            // Used in place, by reference: no second header slot on the scan's stack.
+            let header = self.get(at, hl).and_then(|b| FrameHeader::parse(b, form));
+            if let Some(h) = &header {
+                if h.kind == FrameKind::Entry
+                    && at
+                        .checked_add(h.span(align))
+                        .is_some_and(|end| end <= self.extent)
+                {
+                    // Streamed through the window whatever the frame's size (a frame
+                    // that fits the buffer is one read either way): one verification
+                    // path. Ids `id` and `id + 1` (a range, not an array: no id pair on
+                    // the stack).
+                    for step in 0..2 {
+                        if self.verify_streaming(at, h, seal, id.saturating_add(step)) {
+                            return true;
+                        }
                     }
                 }
             }
@@ -221,7 +229,7 @@ impl<'a, S: Storage, B: Buffer> Window<'a, S, B> {
     }
 
     /// A valid sync marker after `pos` whose watermark lies beyond `pos`, if any
-    /// (check [`err`](Self::err)). `log_id`: the log the marker must belong to; `None`
+    /// (check [`failed`](Self::failed)). `log_id`: the log the marker must belong to; `None`
     /// accepts the log id the marker names (its checksum covers it), for segments whose
     /// header is unreadable.
     fn marker_beyond(
@@ -277,14 +285,19 @@ fn parse_marker(
 /// `id >= deliver_from`, and classifies its end (see the module docs). Entries below
 /// `deliver_from` are verified but never need to fit the buffer: a frame larger than
 /// it has its checksum streamed.
-pub(crate) fn scan<S, B, F>(
+///
+/// `out` is `Ok` on entry; an error is left in it (then the returned end means
+/// nothing). It is the caller's result slot, so that no error slot of the scan's own is
+/// on its stack.
+pub(crate) fn scan_into<S, B, T, F>(
+    out: &mut Res<T, S>,
     st: &mut S,
     buf: &mut B,
     hdr: &SegmentHeader,
     bound: Bound,
     deliver_from: u64,
     mut on_entry: F,
-) -> Res<SegmentEnd, S>
+) -> SegmentEnd
 where
     S: Storage,
     B: Buffer,
@@ -294,12 +307,43 @@ where
         Bound::Sealed(e) => (true, e),
         Bound::Open => (false, 0),
     };
-    scan_dyn(st, buf, hdr, sealed, seal_end, deliver_from, &mut on_entry)
+    scan_dyn(
+        out,
+        st,
+        buf,
+        hdr,
+        sealed,
+        seal_end,
+        deliver_from,
+        &mut on_entry,
+    )
 }
 
-/// The body of [`scan`]: one copy per storage type.
+/// [`scan_into`] with its result returned (for callers that hold no result slot of
+/// their own).
+pub(crate) fn scan<S, B, F>(
+    st: &mut S,
+    buf: &mut B,
+    hdr: &SegmentHeader,
+    bound: Bound,
+    deliver_from: u64,
+    on_entry: F,
+) -> Res<SegmentEnd, S>
+where
+    S: Storage,
+    B: Buffer,
+    F: FnMut(u64, &[u8]) -> Res<(), S>,
+{
+    let mut out = Ok(());
+    let end = scan_into(&mut out, st, buf, hdr, bound, deliver_from, on_entry);
+    out.map(|()| end)
+}
+
+/// The body of [`scan_into`]: one copy per storage type (and result slot type).
 #[inline(never)]
-fn scan_dyn<S, B>(
+#[allow(clippy::too_many_arguments)] // pointers and scalars, no struct copy on the caller's stack
+fn scan_dyn<S, B, T>(
+    out: &mut Res<T, S>,
     st: &mut S,
     buf: &mut B,
     hdr: &SegmentHeader,
@@ -307,7 +351,7 @@ fn scan_dyn<S, B>(
     seal_end: u64,
     deliver_from: u64,
     on_entry: &mut OnEntry<'_, S>,
-) -> Res<SegmentEnd, S>
+) -> SegmentEnd
 where
     S: Storage,
     B: Buffer,
@@ -318,117 +362,136 @@ where
     let form = hdr.form;
     let hl = form.head_len();
     let align = hdr.align();
-    let mut w = Window::new(st, buf, hdr.segment)?;
-    let data_start = hdr.data_start() as usize;
-    let limit = match sealed {
-        true if seal_end > w.extent as u64 || seal_end < data_start as u64 => {
-            return Err(Error::corrupt(w.seg, seal_end, Corruption::SealMismatch))
-        }
-        true => seal_end as usize,
-        false => w.extent,
+    let done = |end: usize, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
+    let Some(mut w) = Window::new(st, buf, hdr.segment, out) else {
+        return done(0, Tail::Clean, 0);
     };
+    let data_start = hdr.data_start() as usize;
+    let corrupt = |seg: u64, pos: usize, why: Corruption| Error::corrupt(seg, pos as u64, why);
     let mut pos = data_start;
     let mut id = hdr.first_id;
-    let done = |end: usize, tail: Tail, next_id: u64| SegmentEnd { end, tail, next_id };
-    let corrupt = |seg: u64, pos: usize, why: Corruption| Error::corrupt(seg, pos as u64, why);
-    loop {
-        if pos == limit && sealed {
-            return Ok(done(pos, Tail::Clean, id));
-        }
-        // Ordered media carry no sync markers (the core writes none there): a marker
-        // is not a frame there, which also folds the marker checks out of their builds.
-        let header = w
-            .get(pos, hl)
-            .and_then(|b| FrameHeader::parse(b, form))
-            .filter(|h| {
-                pos.checked_add(h.span(align))
-                    .is_some_and(|end| end <= limit)
-            })
-            .filter(|h| !ordered || h.kind == FrameKind::Entry);
-        w.check()?;
-        let verified = match header {
-            None => None,
-            Some(h) => {
-                let entry = h.kind == FrameKind::Entry;
-                let frame_id = if entry { id } else { MARKER_ID };
-                let total = hl + h.len as usize;
-                let ok = if !w.buf.grow_to(total) {
-                    // Larger than the buffer: its checksum is streamed, and only an entry
-                    // that is not delivered may be that large.
-                    let ok = w.verify_streaming(pos, &h, &seal, frame_id);
-                    w.check()?;
-                    if ok && !(entry && id < deliver_from) {
-                        return Err(Error::BufferTooSmall {
-                            needed: total as u64,
-                        });
-                    }
-                    ok
-                } else if let Some(bytes) = w.get(pos, total) {
-                    // `get`, not a range slice (an outlined, bounds-checked call at
-                    // opt-level `z`): `bytes` is the whole frame, longer than `hl`.
-                    let payload = bytes.get(hl..).unwrap_or_default();
-                    let ok = h.verify(&seal, frame_id, payload);
-                    if ok && entry && id >= deliver_from {
-                        on_entry(id, payload)?;
-                    } else if ok && !entry {
-                        let sound = payload
-                            .first_chunk()
-                            .map(SyncMarker::parse)
-                            .is_some_and(|m| {
-                                m.watermark <= pos as u64
-                                    && m.next_id == id
-                                    && m.log_id == hdr.log_id
-                            });
-                        if !sound {
-                            return Err(corrupt(w.seg, pos, Corruption::BadSyncMarker));
+    // Every `break` happens while the window holds no error (each read's failure is
+    // checked first), with the scan's error; a read error is already in the slot.
+    let err = 'scan: {
+        let limit = match sealed {
+            true if seal_end > w.extent as u64 || seal_end < data_start as u64 => {
+                break 'scan Error::corrupt(w.seg, seal_end, Corruption::SealMismatch);
+            }
+            true => seal_end as usize,
+            false => w.extent,
+        };
+        loop {
+            if pos == limit && sealed {
+                return done(pos, Tail::Clean, id);
+            }
+            // Ordered media carry no sync markers (the core writes none there): a marker
+            // is not a frame there, which also folds the marker checks out of their builds.
+            let header = w
+                .get(pos, hl)
+                .and_then(|b| FrameHeader::parse(b, form))
+                .filter(|h| {
+                    pos.checked_add(h.span(align))
+                        .is_some_and(|end| end <= limit)
+                })
+                .filter(|h| !ordered || h.kind == FrameKind::Entry);
+            if w.failed() {
+                return done(pos, Tail::Clean, id);
+            }
+            let verified = match header {
+                None => None,
+                Some(h) => {
+                    let entry = h.kind == FrameKind::Entry;
+                    let frame_id = if entry { id } else { MARKER_ID };
+                    let total = hl + h.len as usize;
+                    let ok = if !w.buf.grow_to(total) {
+                        // Larger than the buffer: its checksum is streamed, and only an
+                        // entry that is not delivered may be that large.
+                        let ok = w.verify_streaming(pos, &h, &seal, frame_id);
+                        if w.failed() {
+                            return done(pos, Tail::Clean, id);
+                        }
+                        if ok && !(entry && id < deliver_from) {
+                            break 'scan Error::BufferTooSmall {
+                                needed: total as u64,
+                            };
+                        }
+                        ok
+                    } else if let Some(bytes) = w.get(pos, total) {
+                        // `get`, not a range slice (an outlined, bounds-checked call at
+                        // opt-level `z`): `bytes` is the whole frame, longer than `hl`.
+                        let payload = bytes.get(hl..).unwrap_or_default();
+                        let ok = h.verify(&seal, frame_id, payload);
+                        if ok && entry && id >= deliver_from {
+                            if let Err(e) = on_entry(id, payload) {
+                                break 'scan e;
+                            }
+                        } else if ok && !entry {
+                            let sound =
+                                payload
+                                    .first_chunk()
+                                    .map(SyncMarker::parse)
+                                    .is_some_and(|m| {
+                                        m.watermark <= pos as u64
+                                            && m.next_id == id
+                                            && m.log_id == hdr.log_id
+                                    });
+                            if !sound {
+                                break 'scan corrupt(w.seg, pos, Corruption::BadSyncMarker);
+                            }
+                        }
+                        ok
+                    } else {
+                        if w.failed() {
+                            return done(pos, Tail::Clean, id);
+                        }
+                        false
+                    };
+                    if ok && entry {
+                        match next_entry_id(id, w.seg, pos as u64) {
+                            Ok(next) => id = next,
+                            Err(e) => break 'scan e,
                         }
                     }
-                    ok
-                } else {
-                    w.check()?;
-                    false
-                };
-                if ok && entry {
-                    id = next_entry_id(id, w.seg, pos as u64)?;
+                    ok.then_some(h)
                 }
-                ok.then_some(h)
+            };
+            match verified {
+                // Fits below `limit` (checked above), so in `usize`.
+                Some(h) => pos += h.span(align),
+                None => {
+                    // The first undecodable frame: decide what it is.
+                    if sealed {
+                        break 'scan corrupt(w.seg, pos, Corruption::BadFrameInSealedSegment);
+                    }
+                    // One error check for the three looks: after a failed read the
+                    // window makes no further storage call and each look finds nothing.
+                    let clean = w.rest_is(pos, unwritten);
+                    // Ordered media carry no sync markers (the core writes none there);
+                    // on them `frame_beyond` finds any valid entry frame after the damage.
+                    let below_watermark = !clean
+                        && !ordered
+                        && w.marker_beyond(pos, Some(hdr.log_id), align, form)
+                            .is_some();
+                    let before_valid = !clean && ordered && w.frame_beyond(pos, &seal, id, align);
+                    if w.failed() || clean {
+                        return done(pos, Tail::Clean, id);
+                    }
+                    if below_watermark {
+                        break 'scan corrupt(w.seg, pos, Corruption::BadFrameBelowWatermark);
+                    }
+                    if before_valid {
+                        break 'scan corrupt(w.seg, pos, Corruption::BadFrameBeforeValidFrame);
+                    }
+                    return done(pos, Tail::Torn, id);
+                }
             }
-        };
-        match verified {
-            // Fits below `limit` (checked above), so in `usize`.
-            Some(h) => pos += h.span(align),
-            None => {
-                // The first undecodable frame: decide what it is.
-                if sealed {
-                    return Err(corrupt(w.seg, pos, Corruption::BadFrameInSealedSegment));
-                }
-                // One error check for the three looks: after a failed read the window
-                // makes no further storage call and each look finds nothing.
-                let clean = w.rest_is(pos, unwritten);
-                // Ordered media carry no sync markers (the core writes none there); on
-                // them `frame_beyond` finds any valid entry frame after the damage.
-                let below_watermark = !clean
-                    && !ordered
-                    && w.marker_beyond(pos, Some(hdr.log_id), align, form)
-                        .is_some();
-                let before_valid = !clean && ordered && w.frame_beyond(pos, &seal, id, align);
-                w.check()?;
-                if clean {
-                    return Ok(done(pos, Tail::Clean, id));
-                }
-                if below_watermark {
-                    return Err(corrupt(w.seg, pos, Corruption::BadFrameBelowWatermark));
-                }
-                if before_valid {
-                    return Err(corrupt(w.seg, pos, Corruption::BadFrameBeforeValidFrame));
-                }
-                return Ok(done(pos, Tail::Torn, id));
+            if sealed && pos > limit {
+                break 'scan corrupt(w.seg, pos, Corruption::SealMismatch);
             }
         }
-        if sealed && pos > limit {
-            return Err(corrupt(w.seg, pos, Corruption::SealMismatch));
-        }
-    }
+    };
+    *w.out = Err(err);
+    done(pos, Tail::Clean, id)
 }
 
 /// A placeholder for a header slot that a read fills.
@@ -483,8 +546,14 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
     seg: u64,
     named_ours: bool,
 ) -> Res<(), S> {
+    // The first bytes decide only for a segment not named ours: a WAL segment's are not
+    // read (a read that could only fail, and whose buffer and result would sit in
+    // every caller's frame).
     let mut raw = [0u8; crate::frame::header::MAGIC.end];
-    let n = st.read(seg, 0, &mut raw).map_err(Error::Storage)?;
+    let n = match named_ours {
+        true => 0,
+        false => st.read(seg, 0, &mut raw).map_err(Error::Storage)?,
+    };
     let unwritten = st.unwritten_byte();
     let align = st.write_size();
     // Every marker's watermark lies beyond the header, so "beyond offset 0" finds all.
@@ -497,9 +566,10 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
         } else {
             FrameForm::Long
         };
-        let mut w = Window::new(st, buf, seg)?;
-        let found = w.marker_beyond(0, None, align, form).is_some();
-        w.check()?;
+        let mut out = Ok(());
+        let found = Window::new(st, buf, seg, &mut out)
+            .is_some_and(|mut w| w.marker_beyond(0, None, align, form).is_some());
+        out?;
         if found {
             return Err(Error::corrupt(seg, 0, Corruption::BadSegmentHeader));
         }
@@ -532,8 +602,15 @@ pub(crate) fn check_torn_header<S: Storage, B: Buffer>(
 #[derive(Clone)]
 pub(crate) struct Appender {
     pub seg: u64,
-    pub seal: FrameSeal,
-    pub align: usize,
+    /// The seal's checksum prefix and frame form, kept apart (see [`seal`](Self::seal)):
+    /// a whole [`FrameSeal`] carries padding after its form byte, which made the
+    /// appender (and the writer holding one) a word larger on 32-bit targets.
+    prefix: Crc32c,
+    form: FrameForm,
+    /// Write alignment (a power of two up to [`MAX_ALIGN`]), as a byte: it is read
+    /// through [`align`](Self::align), and the byte keeps the appender (and the
+    /// writer that holds one) a word smaller on 32-bit targets.
+    align: u8,
     /// Bytes handed to storage.
     pub written: usize,
     /// Bytes staged in the buffer.
@@ -546,13 +623,18 @@ pub(crate) struct Appender {
     pub has_entries: bool,
 }
 
+// Every alignment fits the appender's byte.
+const _: () = assert!(MAX_ALIGN <= u8::MAX as usize);
+
 impl Appender {
     /// An appender continuing a segment whose valid data ends at `end`.
     pub fn resume(hdr: &SegmentHeader, end: usize) -> Self {
+        let (prefix, form) = hdr.seal().into_parts();
         Appender {
             seg: hdr.segment,
-            seal: hdr.seal(),
-            align: hdr.align(),
+            prefix,
+            form,
+            align: hdr.align() as u8,
             written: end,
             fill: 0,
             durable: 0,
@@ -572,6 +654,11 @@ impl Appender {
         st.write(hdr.segment, 0, &block[..start])
             .map_err(Error::Storage)?;
         Ok(Appender::resume(hdr, start))
+    }
+
+    /// Write alignment of this segment.
+    pub fn align(&self) -> usize {
+        usize::from(self.align)
     }
 
     /// Offset where the next frame lands.
@@ -619,12 +706,17 @@ impl Appender {
 
     /// The frame form of this segment.
     pub fn form(&self) -> FrameForm {
-        self.seal.form()
+        self.form
+    }
+
+    /// The seal of this segment's frames.
+    pub fn seal(&self) -> FrameSeal {
+        FrameSeal::from_parts(self.prefix.clone(), self.form)
     }
 
     /// Length of an entry frame with a `len`-byte payload in this segment.
     pub fn frame_len(&self, len: usize) -> u64 {
-        self.form().frame_len(len, self.align)
+        self.form().frame_len(len, self.align())
     }
 
     /// Bytes the due sync marker takes, 0 if none is due.
@@ -671,7 +763,7 @@ impl Appender {
         }
         .emit();
         let total = self.marker_len() as usize;
-        let head = self.seal.seal(FrameKind::SyncMarker, MARKER_ID, &payload);
+        let head = self.seal().seal(FrameKind::SyncMarker, MARKER_ID, &payload);
         let hl = self.form().head_len();
         put_frame(
             &mut buf[self.fill..self.fill + total],
@@ -691,7 +783,7 @@ impl Appender {
         id: u64,
         payload: &[u8],
     ) -> Res<(), S> {
-        let head = self.seal.seal(FrameKind::Entry, id, payload);
+        let head = self.seal().seal(FrameKind::Entry, id, payload);
         let hl = self.form().head_len();
         let head = &head[..hl];
         let total = self.frame_len(payload.len()) as usize;
@@ -705,7 +797,7 @@ impl Appender {
             // buffer, the aligned middle straight from the caller, the rest staged.
             // (Splits, not range slices: `first` < payload length, since the frame is
             // longer than the aligned buffer.)
-            let first = (cap & !(self.align - 1)) - hl;
+            let first = (cap & !(self.align() - 1)) - hl;
             let (lead, rest) = payload.split_at_checked(first).unwrap_or((payload, &[]));
             if let Some(out) = buf.bytes_mut().get_mut(..hl + first) {
                 put_frame(out, head, lead);
@@ -713,13 +805,13 @@ impl Appender {
             self.fill = hl + first;
             self.flush(st, buf)?;
             let (middle, tail) = rest
-                .split_at_checked(rest.len() & !(self.align - 1))
+                .split_at_checked(rest.len() & !(self.align() - 1))
                 .unwrap_or((rest, &[]));
             let written = past(self.written, middle.len())?;
             st.write(self.seg, self.written as u64, middle)
                 .map_err(Error::Storage)?;
             self.written = written;
-            let staged = align_up(tail.len() as u64, self.align) as usize;
+            let staged = align_up(tail.len() as u64, self.align()) as usize;
             if let Some(out) = buf.bytes_mut().get_mut(..staged) {
                 put_frame(out, &[], tail);
             }
@@ -777,11 +869,13 @@ impl Appender {
                     max: max as u64,
                 });
             }
-            let total = self.form().frame_len(len, self.align) as usize;
+            let total = self.form().frame_len(len, self.align()) as usize;
             if at + total > b.len() {
                 continue;
             }
-            let head = self.seal.seal(FrameKind::Entry, id, &b[start..start + len]);
+            let head = self
+                .seal()
+                .seal(FrameKind::Entry, id, &b[start..start + len]);
             b[at..start].copy_from_slice(&head[..hl]);
             b[start + len..at + total].fill(0);
             if !with_marker {
@@ -825,7 +919,7 @@ impl Appender {
         let hl = form.head_len();
         // The header was staged by `stage_with`, so it parses.
         let len = FrameHeader::parse(buf, form).map_or(0, |h| h.len as usize);
-        let head = self.seal.seal(FrameKind::Entry, id, &buf[hl..hl + len]);
+        let head = self.seal().seal(FrameKind::Entry, id, &buf[hl..hl + len]);
         buf[..hl].copy_from_slice(&head[..hl]);
         self.fill = total;
         self.has_entries = true;

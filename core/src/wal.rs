@@ -142,19 +142,23 @@ struct Modes {
 }
 
 /// Scans the whole log once (see [`ScanRules`]), filling `report` if given (it starts as
-/// [`ReplayReport::default`]); returns what it found, with the header of the log's last
-/// valid segment in `slots[0]` if it has one; `slots[1]` holds its successor's header
-/// while the pass runs. (The slots are the caller's: a header held in the scan's own
-/// frame would be spilled field by field around every call; one pointer for both.)
+/// [`ReplayReport::default`]) and delivering entries to `on_entry` (without a report,
+/// as in the writer's open, nothing is delivered, whatever `rules.from_id`); leaves what
+/// it found in `out` (which is `Ok(Found::Empty)` on entry), with the header of the
+/// log's last valid segment in `slots[0]` if it has one; `slots[1]` holds its
+/// successor's header while the pass runs. (The slots are the caller's: a header held in
+/// the scan's own frame would be spilled field by field around every call; one pointer
+/// for both.)
+#[allow(clippy::too_many_arguments)] // pointers and a small value, no struct copy
 fn scan_log<S, B, F>(
+    out: &mut Res<Found, S>,
     st: &mut S,
     buf: &mut B,
     rules: ScanRules,
     report: Option<&mut ReplayReport>,
     slots: &mut [SegmentHeader; 2],
     mut on_entry: F,
-) -> Res<Found, S>
-where
+) where
     S: Storage,
     B: Buffer,
     F: FnMut(u64, &[u8]) -> Res<(), S>,
@@ -164,16 +168,29 @@ where
         covered,
         modes,
     } = rules;
-    scan_log_dyn(
-        st,
-        buf,
-        modes,
-        from_id,
-        covered,
-        report,
-        slots,
-        &mut on_entry,
-    )
+    let mut deliver;
+    let deliver = match report {
+        Some(report) => {
+            deliver = Deliver {
+                from_id,
+                report,
+                on_entry: &mut on_entry,
+            };
+            Some(&mut deliver)
+        }
+        None => None,
+    };
+    scan_log_dyn(out, st, buf, modes, covered, deliver, slots)
+}
+
+/// A replay's first delivered id, report and callback, passed to the log pass as one
+/// pointer: the writer's open, which delivers nothing, passes none (five argument
+/// words less on its stack, beside the two header slots).
+struct Deliver<'a, 'f, S: Storage> {
+    /// [`ScanRules::from_id`].
+    from_id: u64,
+    report: &'a mut ReplayReport,
+    on_entry: &'a mut segment::OnEntry<'f, S>,
 }
 
 /// Records in `report` that the replay's prefix was cut at `segment`, `offset`; strict
@@ -198,36 +215,55 @@ fn no_slots() -> [SegmentHeader; 2] {
     [NO_HEADER; 2]
 }
 
-/// The body of [`scan_log`]: one copy per storage type.
+/// `r`'s value, or `None` with its error left in `out`.
+fn keep<T, U, E>(out: &mut Result<U, Error<E>>, r: Result<T, Error<E>>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            *out = Err(e);
+            None
+        }
+    }
+}
+
+/// The body of [`scan_log`]: one copy per storage type. Leaves its result in `out`
+/// (which is `Ok(Found::Empty)` on entry), the caller's slot: each segment's scan keeps
+/// its errors there too, so that no frame below holds an error slot for it.
 #[allow(clippy::too_many_arguments)] // scalars, not a struct copy on the caller's stack
 fn scan_log_dyn<S, B>(
+    out: &mut Res<Found, S>,
     st: &mut S,
     buf: &mut B,
     modes: Modes,
-    from_id: u64,
     covered: u64,
-    mut report: Option<&mut ReplayReport>,
+    mut deliver: Option<&mut Deliver<'_, '_, S>>,
     slots: &mut [SegmentHeader; 2],
-    on_entry: &mut segment::OnEntry<'_, S>,
-) -> Res<Found, S>
-where
+) where
     S: Storage,
     B: Buffer,
 {
     let [cur, succ] = slots;
-    let (last_seg, torn_header) =
-        match scan_start(st, buf, modes.ring, report.as_deref_mut(), cur, succ)? {
-            Start::Run(last_seg, torn_header) => (last_seg, torn_header),
-            Start::Empty => return Ok(Found::Empty),
-            Start::TornOnly(seg) => {
-                if let Some(r) = report {
-                    torn_end(modes, r, seg, 0)?;
+    let Some(start) = keep(
+        out,
+        scan_start(st, buf, modes.ring, deliver.as_deref_mut(), cur, succ),
+    ) else {
+        return;
+    };
+    let (last_seg, torn_header) = match start {
+        Start::Run(last_seg, torn_header) => (last_seg, torn_header),
+        Start::Empty => return,
+        Start::TornOnly(seg) => {
+            if let Some(d) = deliver {
+                if keep(out, torn_end(modes, d.report, seg, 0)).is_none() {
+                    return;
                 }
-                return Ok(Found::TornOnly(seg));
             }
-        };
-    if let Some(r) = report.as_deref_mut() {
-        r.first_id = Some(cur.first_id);
+            *out = Ok(Found::TornOnly(seg));
+            return;
+        }
+    };
+    if let Some(d) = deliver.as_deref_mut() {
+        d.report.first_id = Some(cur.first_id);
     }
     // `scan_start` checked the first segment; each successor is checked against its
     // predecessor before the pass moves to it (the same log, ids continuing), so
@@ -236,11 +272,17 @@ where
         let n = cur.segment;
         let sealed = n < last_seg;
         let skip = if sealed {
-            if !segment::read_header_into(st, n + 1, succ)? {
-                return Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
+            match keep(out, segment::read_header_into(st, n + 1, succ)) {
+                Some(true) => {}
+                Some(false) => {
+                    *out = Err(Error::corrupt(n + 1, 0, Corruption::BadSegmentHeader));
+                    return;
+                }
+                None => return,
             }
             if succ.segment != n + 1 {
-                return Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
+                *out = Err(Error::corrupt(n + 1, 0, Corruption::SegmentNumberMismatch));
+                return;
             }
             // `first_id - 1 <= covered`: the same as `first_id <= covered + 1` (also at
             // 0 and `u64::MAX`), without a sum kept live across the loop.
@@ -259,39 +301,60 @@ where
                 true => Bound::Sealed(succ.prev_end),
                 false => Bound::Open,
             };
-            let end = segment::scan(st, buf, cur, bound, from_id, |id, payload| {
-                if let Some(r) = report.as_deref_mut() {
-                    r.entries += 1;
-                    r.payload_bytes += payload.len() as u64;
-                }
-                on_entry(id, payload)
-            })?;
-            if let Some(r) = report.as_deref_mut() {
+            let end = segment::scan_into(
+                out,
+                st,
+                buf,
+                cur,
+                bound,
+                deliver.as_deref().map_or(u64::MAX, |d| d.from_id),
+                |id, payload| match deliver.as_deref_mut() {
+                    Some(d) => {
+                        d.report.entries += 1;
+                        d.report.payload_bytes += payload.len() as u64;
+                        (d.on_entry)(id, payload)
+                    }
+                    None => Ok(()),
+                },
+            );
+            if out.is_err() {
+                return;
+            }
+            if let Some(d) = deliver.as_deref_mut() {
+                let r = &mut *d.report;
                 r.segments += 1;
                 if !sealed {
                     r.next_id = end.next_id;
-                    if end.tail == Tail::Torn {
-                        torn_end(modes, r, n, end.end as u64)?;
+                    let torn = if end.tail == Tail::Torn {
+                        torn_end(modes, r, n, end.end as u64)
                     } else if torn_header {
-                        torn_end(modes, r, n + 1, 0)?;
+                        torn_end(modes, r, n + 1, 0)
+                    } else {
+                        Ok(())
+                    };
+                    if keep(out, torn).is_none() {
+                        return;
                     }
                 }
             }
             if !sealed {
-                return Ok(Found::Log(Layout {
+                *out = Ok(Found::Log(Layout {
                     next_id: end.next_id,
                     end: end.end,
                     tail: end.tail,
                     torn_header,
                 }));
+                return;
             }
             end.next_id
         };
         if succ.kind != LogKind::Wal || succ.log_id != cur.log_id {
-            return Err(Error::corrupt(n + 1, 0, Corruption::ForeignSegment));
+            *out = Err(Error::corrupt(n + 1, 0, Corruption::ForeignSegment));
+            return;
         }
         if succ.first_id != next_id {
-            return Err(Error::corrupt(n + 1, 0, Corruption::EntryIdGap));
+            *out = Err(Error::corrupt(n + 1, 0, Corruption::EntryIdGap));
+            return;
         }
         *cur = *succ;
     }
@@ -308,7 +371,7 @@ fn scan_start<S, B>(
     st: &mut S,
     buf: &mut B,
     ring: bool,
-    report: Option<&mut ReplayReport>,
+    deliver: Option<&mut Deliver<'_, '_, S>>,
     first_out: &mut SegmentHeader,
     scratch: &mut SegmentHeader,
 ) -> Res<Start, S>
@@ -347,8 +410,8 @@ where
     }
     if ring && lo < last_seg && !oldest_is_sound(st, buf, first.then_some(&*first_out), lo)? {
         // The overwrite of a full ring was cut while erasing its oldest segment.
-        if let Some(r) = report {
-            r.dropped_oldest = true;
+        if let Some(d) = deliver {
+            d.report.dropped_oldest = true;
         }
         lo += 1;
         first = segment::read_header_into(st, lo, first_out)?;
@@ -510,15 +573,17 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
             },
         };
         let mut slots = no_slots();
+        let mut found = Ok(Found::Empty);
         scan_log(
+            &mut found,
             &mut self.st,
             &mut self.buf,
             rules,
             Some(report),
             &mut slots,
             f,
-        )?;
-        Ok(())
+        );
+        found.map(|_| ())
     }
 
     /// Gives back the storage and buffer.
@@ -528,8 +593,9 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
 }
 
 enum State {
-    /// Constructed, storage not looked at yet.
-    Unopened,
+    /// Constructed, storage not looked at yet; holds [`WalConfig::covered_through`],
+    /// which only the open needs (kept beside the appender's niche: no handle space).
+    Unopened(u64),
     Open(Appender),
     /// An I/O or sync error happened; nothing more is accepted.
     Poisoned,
@@ -539,10 +605,9 @@ enum State {
 pub struct WalWriter<S, B> {
     st: S,
     buf: B,
-    /// [`WalConfig::segment_limit`].
-    segment_limit: u64,
-    /// [`WalConfig::covered_through`].
-    covered_through: u64,
+    /// [`WalConfig::segment_limit`], capped at the address space (as [`limit`](Self::limit)
+    /// caps it anyway): a `usize` keeps the handle one word smaller on 32-bit targets.
+    segment_limit: usize,
     /// Ring mode: make room by removing the oldest segment when the medium is full.
     ring: bool,
     state: State,
@@ -559,10 +624,9 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         WalWriter {
             st: storage,
             buf,
-            segment_limit: cfg.segment_limit,
-            covered_through: cfg.covered_through,
+            segment_limit: cap_to_usize(cfg.segment_limit),
             ring: false,
-            state: State::Unopened,
+            state: State::Unopened(cfg.covered_through),
             log_id: cfg.log_id,
             next_id: cfg.first_id,
         }
@@ -630,7 +694,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
 
     /// Changes the segment size limit for segments filled from now on.
     pub fn set_segment_limit(&mut self, bytes: u64) {
-        self.segment_limit = bytes;
+        self.segment_limit = cap_to_usize(bytes);
     }
 
     /// The storage, for inspection.
@@ -647,11 +711,11 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         match self.state {
             State::Open(_) => Ok(()),
             State::Poisoned => Err(Error::Poisoned),
-            State::Unopened => {
+            State::Unopened(covered_through) => {
                 // Poisoned unless the open succeeds (`open_log` installs the appender
                 // last): its result is then returned as it is, with no copy kept here.
                 self.state = State::Poisoned;
-                self.open_log()
+                self.open_log(covered_through)
             }
         }
     }
@@ -666,8 +730,10 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         Ok(ws.trailing_zeros() as u8)
     }
 
-    /// Opens or creates the log; on success the state is [`State::Open`].
-    fn open_log(&mut self) -> Res<(), S> {
+    /// Opens or creates the log, skipping the reads of segments covered through
+    /// `covered_through` ([`WalConfig::covered_through`]); on success the state is
+    /// [`State::Open`].
+    fn open_log(&mut self, covered_through: u64) -> Res<(), S> {
         let align_log2 = self.align_log2()?;
         if !self.buf.grow_to(MIN_WRITE_BUFFER) {
             return Err(Error::BufferTooSmall {
@@ -679,21 +745,27 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         }
         let rules = ScanRules {
             from_id: u64::MAX,
-            covered: self.covered_through,
+            covered: covered_through,
             modes: Modes {
                 ring: ring_mode(self.ring),
                 strict: false,
             },
         };
         let mut slots = no_slots();
-        let found = scan_log(
-            &mut self.st,
-            &mut self.buf,
-            rules,
-            None,
-            &mut slots,
-            |_, _| Ok(()),
-        )?;
+        // The result slot's scope ends here: later results reuse its stack space.
+        let found = {
+            let mut found = Ok(Found::Empty);
+            scan_log(
+                &mut found,
+                &mut self.st,
+                &mut self.buf,
+                rules,
+                None,
+                &mut slots,
+                |_, _| Ok(()),
+            );
+            found?
+        };
         let last = &mut slots[0];
         match found {
             Found::Empty | Found::TornOnly(_) => {
@@ -775,7 +847,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
     /// Effective segment limit: the configured one capped by the medium's and by the
     /// address space (segment offsets are `usize`; a reader refuses larger segments).
     fn limit(&self, data_start: u64) -> u64 {
-        let cfg = self.segment_limit.max(data_start + 1);
+        let cfg = (self.segment_limit as u64).max(data_start + 1);
         let cfg = cfg.min(usize::MAX as u64);
         self.st.max_segment_len().map_or(cfg, |m| cfg.min(m))
     }
@@ -838,7 +910,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
             return Err(too_large(form.max_entry_len() as u64));
         }
         let total = app.frame_len(payload_len);
-        let data_start = crate::frame::data_start(app.align);
+        let data_start = crate::frame::data_start(app.align());
         if let Some(max) = self.st.max_segment_len() {
             if data_start + total > max {
                 return Err(too_large(
@@ -927,7 +999,7 @@ impl<S: Storage, B: Buffer> WalWriter<S, B> {
         }
         let hdr = SegmentHeader {
             kind: LogKind::Wal,
-            align_log2: app.align.trailing_zeros() as u8,
+            align_log2: app.align().trailing_zeros() as u8,
             log_id: self.log_id,
             segment: next_segment(app.seg)?,
             first_id: self.next_id,
@@ -1029,6 +1101,11 @@ impl<S: Storage, B: Buffer> WalReader<S, B> {
 /// id and seal), and entries a recovery already reported lost would validate again.
 pub(crate) fn remove_torn_creation<S: Storage>(st: &mut S, segment: u64) -> Res<(), S> {
     st.remove(segment).map_err(Error::Storage)
+}
+
+/// `n`, or `usize::MAX` if it does not fit.
+fn cap_to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Whether ring mode is on: always `false` without the `ring` feature, so that its
