@@ -13,6 +13,11 @@ pub trait Buffer {
     fn grow_to(&mut self, len: usize) -> bool {
         self.bytes().len() >= len
     }
+    /// Whether [`grow_to`](Self::grow_to) can make it longer (a `Vec`): then a reader
+    /// grows it only to what the bytes present need, never ahead of them.
+    fn can_grow(&self) -> bool {
+        false
+    }
 }
 
 impl Buffer for &mut [u8] {
@@ -43,6 +48,9 @@ impl<B: Buffer + ?Sized> Buffer for &mut B {
     fn grow_to(&mut self, len: usize) -> bool {
         (**self).grow_to(len)
     }
+    fn can_grow(&self) -> bool {
+        (**self).can_grow()
+    }
 }
 
 #[cfg(feature = "alloc")]
@@ -57,6 +65,9 @@ impl Buffer for alloc::vec::Vec<u8> {
         if self.len() < len {
             self.resize(len, 0);
         }
+        true
+    }
+    fn can_grow(&self) -> bool {
         true
     }
 }

@@ -414,8 +414,8 @@ impl<S: Storage> CheckpointStore<S> {
     /// The newest checkpoint that verifies, with its payload in `buf[..len]`.
     ///
     /// The rest of `buf` is scratch: each header is read into it, and what does not fit
-    /// is streamed through it (a `Vec` grows to at least a header). A valid checkpoint
-    /// whose payload does not fit is refused with [`Error::BufferTooSmall`].
+    /// is streamed through it (a `Vec` grows only as far as the bytes stored). A valid
+    /// checkpoint whose payload does not fit is refused with [`Error::BufferTooSmall`].
     pub fn latest<B: Buffer>(&mut self, buf: &mut B) -> Res<Option<StoredCheckpoint>, S> {
         // Filled in the returned value itself: no checkpoint-sized copy on the way out.
         let mut r = Ok(None);
@@ -446,7 +446,7 @@ impl<S: Storage> CheckpointStore<S> {
     ) -> Res<Result<CheckpointHeader, CheckpointError>, S> {
         let mut h = CheckpointHeader::default();
         let extent = self.st.len(seq).map_err(Error::Storage)?;
-        let r = if buf.grow_to(field::HEADER_LEN) {
+        let r = if holds_header(buf) {
             self.verify(seq, extent, buf, &mut h)
         } else {
             let mut p = Padded::new(buf);
@@ -486,9 +486,13 @@ impl<S: Storage> CheckpointStore<S> {
     ) -> Res<(), S> {
         let mut crc = Crc32c::new();
         {
-            // (A buffer shorter than a header, which the callers never pass, reads as
-            // a short checkpoint.)
-            let Some(head) = buf.bytes_mut().first_chunk_mut::<{ field::HEADER_LEN }>() else {
+            // A growing buffer grows only to the bytes present (a shorter image is a
+            // short checkpoint). (A fixed buffer shorter than a header, which the
+            // callers never pass, reads as a short checkpoint.)
+            let want =
+                usize::try_from(extent).map_or(field::HEADER_LEN, |e| e.min(field::HEADER_LEN));
+            buf.grow_to(want);
+            let Some(head) = buf.bytes_mut().get_mut(..want) else {
                 return Err(Error::Checkpoint(CheckpointError::Short));
             };
             let n = self.st.read(seq, 0, head).map_err(Error::Storage)?;
@@ -497,7 +501,7 @@ impl<S: Storage> CheckpointStore<S> {
             // The checksum starts over the header bytes just read: a header that parses
             // has every byte before its CRC field fixed by a field, so they are its
             // prefix.
-            crc.update(&head[..field::CRC.start]);
+            crc.update(head.get(..field::CRC.start).unwrap_or_default());
         }
         // A checkpoint stored under another number (copied, or stale) is not this one.
         if h.seq != seq {
@@ -615,7 +619,7 @@ impl<S: Storage> CheckpointStore<S> {
         walk: Walk,
         out: &mut Option<StoredCheckpoint>,
     ) -> Res<u64, S> {
-        if buf.grow_to(field::HEADER_LEN) {
+        if holds_header(buf) {
             self.walk(buf, walk, out)
         } else {
             self.walk_padded(buf, walk, out)
@@ -742,6 +746,13 @@ fn highest_at_or_below<S: Storage>(st: &mut S, limit: u64, lo: &mut u64) -> Res<
     })
     .map_err(Error::Storage)?;
     Ok(best)
+}
+
+/// Whether `buf` can hold a checkpoint header when one is read: a fixed buffer at least
+/// that long, or one that grows (only as far as the bytes read need, see `verify`).
+/// Known at compile time for a fixed-size buffer.
+fn holds_header<B: Buffer + ?Sized>(buf: &B) -> bool {
+    buf.can_grow() || buf.bytes().len() >= field::HEADER_LEN
 }
 
 /// A fixed buffer smaller than a checkpoint header, lent a header's room: headers are

@@ -691,3 +691,31 @@ fn checkpoint_walk_skips_gaps_in_segment_numbers() {
         .expect("the checkpoint walk did not return");
     assert_eq!(left, vec![2, u64::MAX - 1]);
 }
+
+/// Found by `fuzz_checkpoint_read`: a growing buffer was grown to a whole checkpoint
+/// header before anything was read, past the bytes present when the store is empty or
+/// holds a stub shorter than a header. Readers never allocate past what is stored.
+#[test]
+fn checkpoint_reader_never_grows_a_vec_past_the_stored_bytes() {
+    use durability_core::checkpoint::CheckpointStore;
+    let mut st = MemStorage::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let latest = CheckpointStore::new(&mut st).latest(&mut buf).unwrap();
+    assert!(latest.is_none());
+    assert_eq!(buf.len(), 0, "empty store");
+
+    st.segments.insert(3, vec![0xA5; 10]);
+    let mut buf: Vec<u8> = Vec::new();
+    let latest = CheckpointStore::new(&mut st).latest(&mut buf).unwrap();
+    assert!(latest.is_none());
+    assert!(buf.len() <= 10, "grew to {} for a 10-byte stub", buf.len());
+
+    let mut buf: Vec<u8> = Vec::new();
+    let loaded = CheckpointStore::new(&mut st).load(3, &mut buf).unwrap();
+    assert!(loaded.is_err());
+    assert!(
+        buf.len() <= 10,
+        "load grew to {} for a 10-byte stub",
+        buf.len()
+    );
+}
