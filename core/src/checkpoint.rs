@@ -807,7 +807,7 @@ enum Walk {
 #[cfg(all(test, feature = "alloc"))]
 mod tests {
     use super::*;
-    use crate::mem::{MemError, MemStorage};
+    use crate::mem::MemStorage;
     use alloc::vec;
     use alloc::vec::Vec;
 
@@ -925,93 +925,5 @@ mod tests {
             s.load(1, &mut buf).unwrap(),
             Err(CheckpointError::Checksum { .. })
         ));
-    }
-
-    /// `MemStorage` that refuses to create more than `units` segments.
-    struct Full {
-        mem: MemStorage,
-        units: usize,
-    }
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    struct FullError(Option<MemError>);
-
-    impl StorageError for FullError {
-        fn kind(&self) -> StorageErrorKind {
-            self.0.map_or(StorageErrorKind::NoSpace, |e| e.kind())
-        }
-    }
-
-    impl ErrorType for Full {
-        type Error = FullError;
-    }
-
-    impl Storage for Full {
-        fn write_size(&self) -> usize {
-            self.mem.write_size()
-        }
-        fn list(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), FullError> {
-            self.mem.list(visit).map_err(|e| FullError(Some(e)))
-        }
-        fn create(&mut self, segment: u64) -> Result<(), FullError> {
-            if self.mem.segments.len() >= self.units {
-                return Err(FullError(None));
-            }
-            self.mem.create(segment).map_err(|e| FullError(Some(e)))
-        }
-        fn len(&mut self, segment: u64) -> Result<u64, FullError> {
-            self.mem.len(segment).map_err(|e| FullError(Some(e)))
-        }
-        fn read(&mut self, segment: u64, at: u64, buf: &mut [u8]) -> Result<usize, FullError> {
-            self.mem
-                .read(segment, at, buf)
-                .map_err(|e| FullError(Some(e)))
-        }
-        fn write(&mut self, segment: u64, at: u64, data: &[u8]) -> Result<(), FullError> {
-            self.mem
-                .write(segment, at, data)
-                .map_err(|e| FullError(Some(e)))
-        }
-        fn sync(&mut self, segment: u64) -> Result<(), FullError> {
-            self.mem.sync(segment).map_err(|e| FullError(Some(e)))
-        }
-        fn truncate(&mut self, segment: u64, len: u64) -> Result<(), FullError> {
-            self.mem
-                .truncate(segment, len)
-                .map_err(|e| FullError(Some(e)))
-        }
-        fn remove(&mut self, segment: u64) -> Result<(), FullError> {
-            self.mem.remove(segment).map_err(|e| FullError(Some(e)))
-        }
-    }
-
-    #[test]
-    fn making_room_uses_the_scratch_buffer_or_its_own() {
-        // An A/B pair whose retention was cut (both valid, the newer one larger than
-        // any room: streamed, never refused), then a torn leftover above the newest
-        // valid one: a write makes room with a publish's scratch buffer of any size,
-        // or without one. The older valid one goes, then the torn one.
-        for scratch in [None, Some(0usize), Some(8), Some(64), Some(512)] {
-            let mut s = CheckpointStore::new(Full {
-                mem: MemStorage::new(),
-                units: 2,
-            });
-            s.write(7, 10, &[1u8; 5]).unwrap();
-            s.write(7, 20, &[2u8; 600]).unwrap();
-            let mut buf = vec![0u8; scratch.unwrap_or(0)];
-            let mut fixed: &mut [u8] = &mut buf;
-            let room = scratch.map(|_| &mut fixed as &mut dyn Buffer);
-            assert_eq!(s.write_in(7, 30, b"third", room).unwrap(), 3, "{scratch:?}");
-            let numbers = |s: &CheckpointStore<Full>| -> Vec<u64> {
-                s.st.mem.segments.keys().copied().collect()
-            };
-            assert_eq!(numbers(&s), [2, 3], "{scratch:?}");
-            s.st.mem.segments.remove(&2);
-            s.st.mem.segments.insert(4, vec![0xA5; 70]);
-            let mut fixed: &mut [u8] = &mut buf;
-            let room = scratch.map(|_| &mut fixed as &mut dyn Buffer);
-            assert_eq!(s.write_in(7, 50, b"sixth", room).unwrap(), 5, "{scratch:?}");
-            assert_eq!(numbers(&s), [3, 5], "{scratch:?}");
-        }
     }
 }

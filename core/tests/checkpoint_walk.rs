@@ -6,7 +6,8 @@ use durability_core::checkpoint::{field, CheckpointError, CheckpointHeader, Chec
 use durability_core::error::{StorageError, StorageErrorKind};
 use durability_core::mem::{MemError, MemStorage};
 use durability_core::storage::{ErrorType, Storage};
-use durability_core::Error;
+use durability_core::wal::{WalConfig, WalWriter};
+use durability_core::{lifecycle, Error};
 
 const LOG: u64 = 0x10C;
 
@@ -315,6 +316,44 @@ fn a_write_on_a_full_medium_makes_room_but_never_drops_the_newest_valid() {
                 assert!(matches!(res, Err(Error::Storage(FullError::NoSpace))));
                 assert_eq!(numbers(&store.storage().mem), [1]);
             }
+        }
+    }
+}
+
+#[test]
+fn publish_makes_room_through_its_scratch_buffer_or_a_room_of_its_own() {
+    // A full A/B pair whose retention was cut (both valid, the newer one larger than any
+    // scratch: streamed, never refused), later a torn leftover above the newest valid
+    // one: publish's write makes room through its scratch buffer when that holds a
+    // header (64, 512) and through a header-sized room of its own otherwise (8); which
+    // one goes is the table above (`write` without a scratch). Retention (`keep = 1`)
+    // then leaves the new checkpoint alone.
+    for size in [8usize, 64, 512] {
+        let mut wal = Full {
+            mem: MemStorage::new(),
+            units: usize::MAX,
+        };
+        let mut w = WalWriter::new(&mut wal, vec![0u8; 256], WalConfig::new(LOG));
+        for _ in 0..50 {
+            w.append(b"e").unwrap();
+        }
+        let mut store = CheckpointStore::new(Full {
+            mem: MemStorage::new(),
+            units: 2,
+        });
+        store.write(LOG, 10, &[1u8; 5]).unwrap();
+        store.write(LOG, 20, &[2u8; 600]).unwrap();
+        let mut scratch = vec![0u8; size];
+        for (last_id, seq) in [(30, 3), (50, 5)] {
+            if seq == 5 {
+                store.storage().mem.segments.insert(4, vec![0xA5; 70]);
+            }
+            let mut fixed: &mut [u8] = &mut scratch;
+            let rep =
+                lifecycle::publish(&mut w, &mut store, last_id, b"state", None, 1, &mut fixed)
+                    .unwrap();
+            assert_eq!(rep.checkpoint_seq, seq, "scratch {size}");
+            assert_eq!(numbers(&store.storage().mem), [seq], "scratch {size}");
         }
     }
 }
